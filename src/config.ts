@@ -1,0 +1,45 @@
+/** Server configuration: one zod schema over the environment, parsed once at start-up. */
+import { z } from "zod";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const ConfigSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PORT: int(0, 65535).default(8000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Folder holding one sub-folder per model (model.onnx + model.json). */
+  MODELS_DIR: z.string().min(1).default("models"),
+  /** The tabular model behind /v1/predict, /v2/predict and /predict. */
+  DEFAULT_MODEL: z.string().min(1).default("iris"),
+  /** ONNX sessions per model, each in its own worker thread. */
+  SESSIONS_PER_MODEL: int(1, 64).default(1),
+  /** Threads one ONNX session may use for a single run. */
+  INTRA_OP_THREADS: int(1, 64).default(1),
+  /** Rows one batched ONNX call may hold. */
+  MAX_BATCH_SIZE: int(1, 4096).default(32),
+  /** How long the first request of a batch may wait for others, in milliseconds. */
+  MAX_BATCH_WAIT_MS: z.coerce.number().min(0).max(1000).default(1),
+  /** Requests a model may have waiting; more are refused with 503. */
+  MAX_QUEUE: int(1, 1_000_000).default(1024),
+  /** Instances one /v1/predict/batch request may carry. */
+  MAX_BATCH_INSTANCES: int(1, 100_000).default(1000),
+  /** Largest request body, in bytes. */
+  BODY_LIMIT_BYTES: int(1, 1 << 30).default(1 << 20),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; throws a ConfigError naming every invalid variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings count as unset, as in most .env tooling.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const result = ConfigSchema.safeParse(present);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `${i.path.join(".")}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
+  throw new ConfigError(`Invalid environment variable${lines.length > 1 ? "s" : ""}:\n  ${lines.join("\n  ")}`);
+}

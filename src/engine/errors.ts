@@ -1,0 +1,21 @@
+/** The engine's one error type: a code per case, mapped to HTTP in one place (src/lib/problem.ts). */
+export type EngineErrorCode =
+  | "model_not_found" // no model of that name
+  | "wrong_task" // the model exists but does not do what was asked of it
+  | "invalid_input" // the request is well-formed but the model cannot take it
+  | "overloaded" // admission control refused the request
+  | "not_ready" // the model is still loading or failed to load
+  | "load_failed" // a model could not be loaded from disk
+  | "inference_failed"; // ONNX Runtime failed on input that passed validation
+
+export class EngineError extends Error {
+  override name = "EngineError";
+  constructor(
+    readonly code: EngineErrorCode,
+    message: string,
+    /** Seconds after which a retry may succeed (overloaded, not_ready). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,59 @@
+/** model.json: what a model is, what it takes and what it returns. The server builds its validation from it. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+
+export const FeatureSpec = z.object({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "feature names are identifiers (letters, digits, _)"),
+  description: z.string().optional(),
+  unit: z.string().optional(),
+  // Bounds use JSON Schema's names; exclusive ones are pydantic's gt/lt.
+  minimum: z.number().optional(),
+  maximum: z.number().optional(),
+  exclusiveMinimum: z.number().optional(),
+  exclusiveMaximum: z.number().optional(),
+  example: z.number().optional(),
+});
+export type FeatureSpec = z.infer<typeof FeatureSpec>;
+
+const common = {
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "model names are lower-case letters, digits, '.', '_' and '-'"),
+  version: z.string().min(1),
+  description: z.string().default(""),
+  training: z.record(z.string(), z.unknown()).optional(),
+};
+
+export const TabularManifest = z.object({
+  ...common,
+  task: z.literal("tabular-classification"),
+  /** Names of the ONNX graph's input (float32 [batch, features]) and output (float32 [batch, labels]). */
+  onnx: z.object({ input: z.string(), output: z.string() }),
+  features: z.array(FeatureSpec).min(1),
+  labels: z.array(z.string().min(1)).min(2),
+});
+export type TabularManifest = z.infer<typeof TabularManifest>;
+
+export const ModelManifest = z.discriminatedUnion("task", [TabularManifest]);
+export type ModelManifest = z.infer<typeof ModelManifest>;
+export type ModelTask = ModelManifest["task"];
+
+export class ManifestError extends Error {
+  override name = "ManifestError";
+}
+
+/** Reads and checks `<dir>/model.json`; throws a ManifestError naming the file and the field. */
+export function readManifest(dir: string): ModelManifest {
+  const file = join(dir, "model.json");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ManifestError(`${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const result = ModelManifest.safeParse(raw);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ManifestError(`${file}: ${issues.join("; ")}`);
+  }
+  return result.data;
+}

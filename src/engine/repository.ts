@@ -1,0 +1,153 @@
+/**
+ * The model repository: one folder per model under a root folder. Manifests are read at construction (so routes
+ * can be built from them); ONNX sessions load in the background, each model warmed by one real inference.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { EngineError } from "./errors.ts";
+import { ManifestError, readManifest, type ModelManifest } from "./manifest.ts";
+import { SessionPool } from "./session-pool.ts";
+import { TabularClassifier, type BatchingOptions, type TabularModel } from "./tabular.ts";
+
+export type EngineOptions = {
+  sessionsPerModel: number;
+  intraOpThreads: number;
+  batching: BatchingOptions;
+};
+
+export type ModelState = "loading" | "ready" | "failed";
+
+/** A loaded model, whatever its task. */
+export type ServedModel = TabularModel;
+
+/** What the HTTP layer needs of a repository; tests of routes may bring a fake. */
+export type ModelCatalog = Pick<ModelRepository, "root" | "manifests" | "get" | "reload" | "status" | "selfTest">;
+
+export type ModelStatus = {
+  name: string;
+  version: string;
+  task: ModelManifest["task"];
+  state: ModelState;
+  error?: string;
+};
+
+type Entry = { dir: string; manifest: ModelManifest; state: ModelState; model?: ServedModel; error?: string };
+
+export class ModelRepository {
+  private readonly entries = new Map<string, Entry>();
+
+  /** Reads every `<root>/<name>/model.json`; throws a ManifestError on the first bad or duplicate one. */
+  constructor(
+    readonly root: string,
+    private readonly options: EngineOptions,
+  ) {
+    if (!existsSync(root) || !statSync(root).isDirectory()) throw new ManifestError(`model folder ${root} does not exist`);
+    for (const name of readdirSync(root).sort()) {
+      const dir = join(root, name);
+      if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model.json"))) continue;
+      const manifest = readManifest(dir);
+      if (this.entries.has(manifest.name)) throw new ManifestError(`${dir}: a model named '${manifest.name}' already exists`);
+      this.entries.set(manifest.name, { dir, manifest, state: "loading" });
+    }
+  }
+
+  /** Every manifest, by model name. */
+  get manifests(): ModelManifest[] {
+    return [...this.entries.values()].map((e) => e.manifest);
+  }
+
+  manifest(name: string): ModelManifest {
+    return this.entry(name).manifest;
+  }
+
+  /** Loads and warms every model; failures are recorded per model (see status()), never thrown. */
+  async loadAll(): Promise<void> {
+    await Promise.all(
+      [...this.entries.values()].map(async (entry) => {
+        try {
+          entry.model = await this.load(entry.dir, entry.manifest);
+          entry.state = "ready";
+        } catch (error) {
+          entry.state = "failed";
+          entry.error = error instanceof Error ? error.message : String(error);
+        }
+      }),
+    );
+  }
+
+  /** The loaded model; throws model_not_found or not_ready. */
+  get(name: string): ServedModel {
+    const entry = this.entry(name);
+    if (!entry.model) {
+      const why = entry.state === "failed" ? `failed to load: ${entry.error}` : "is still loading";
+      throw new EngineError("not_ready", `model '${name}' ${why}`, entry.state === "loading" ? 1 : undefined);
+    }
+    return entry.model;
+  }
+
+  /**
+   * Loads the model again from disk and swaps it in once warmed. Requests already queued finish on the old
+   * sessions, which close after them. If the new copy fails to load, the old one keeps serving.
+   */
+  async reload(name: string): Promise<ModelStatus> {
+    const entry = this.entry(name);
+    const manifest = readManifest(entry.dir);
+    if (manifest.name !== name) throw new ManifestError(`${entry.dir}: the manifest now names '${manifest.name}', not '${name}'`);
+    const model = await this.load(entry.dir, manifest);
+    const previous = entry.model;
+    Object.assign(entry, { manifest, model, state: "ready", error: undefined });
+    void previous?.close();
+    return this.statusOf(entry);
+  }
+
+  status(): ModelStatus[] {
+    return [...this.entries.values()].map((e) => this.statusOf(e));
+  }
+
+  /** True when every model is loaded and passes a real inference now. */
+  async selfTest(): Promise<{ ready: boolean; models: ModelStatus[] }> {
+    const models = await Promise.all(
+      [...this.entries.values()].map(async (entry) => {
+        const status = this.statusOf(entry);
+        if (!entry.model) return status;
+        try {
+          await entry.model.selfTest();
+          return status;
+        } catch (error) {
+          return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
+        }
+      }),
+    );
+    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+  }
+
+  async close() {
+    await Promise.all([...this.entries.values()].map((e) => e.model?.close()));
+  }
+
+  private entry(name: string): Entry {
+    const entry = this.entries.get(name);
+    if (!entry) throw new EngineError("model_not_found", `no model named '${name}'; available: ${[...this.entries.keys()].join(", ")}`);
+    return entry;
+  }
+
+  private statusOf(entry: Entry): ModelStatus {
+    const { name, version, task } = entry.manifest;
+    return { name, version, task, state: entry.state, ...(entry.error ? { error: entry.error } : {}) };
+  }
+
+  private async load(dir: string, manifest: ModelManifest): Promise<ServedModel> {
+    const pool = await SessionPool.create(join(dir, "model.onnx"), {
+      size: this.options.sessionsPerModel,
+      intraOpThreads: this.options.intraOpThreads,
+    });
+    try {
+      const model = new TabularClassifier(manifest, pool, this.options.batching);
+      await model.selfTest();
+      return model;
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+  }
+}

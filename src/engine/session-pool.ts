@@ -1,0 +1,130 @@
+/** A fixed set of ONNX sessions for one model, each owned by a worker thread; runs go to an idle one. */
+import { Worker } from "node:worker_threads";
+import { EngineError } from "./errors.ts";
+import type { SessionRequest, SessionResponse, TensorData, TensorInfo } from "./session-protocol.ts";
+
+export type Feeds = Record<string, TensorData>;
+export type Outputs = Record<string, TensorData>;
+
+export type SessionPoolOptions = {
+  /** Sessions (worker threads) in the pool. */
+  size: number;
+  /** Threads each session may use for one run. */
+  intraOpThreads: number;
+};
+
+// Bun runs the TypeScript worker directly; a bundle for Node ships the compiled .js beside this module.
+const workerUrl = new URL(`./session-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
+
+class SessionWorker {
+  private nextId = 0;
+  private pending = new Map<number, { resolve: (o: Outputs) => void; reject: (e: Error) => void }>();
+  busy = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly inputs: TensorInfo[],
+    readonly outputs: TensorInfo[],
+  ) {
+    worker.on("message", (message: SessionResponse) => {
+      if (message.kind !== "result" && message.kind !== "error") return;
+      const call = this.pending.get(message.id);
+      if (!call) return;
+      this.pending.delete(message.id);
+      if (message.kind === "result") call.resolve(message.outputs);
+      else call.reject(new EngineError("inference_failed", message.message));
+    });
+    worker.on("error", (error: Error) => this.failAll(error));
+    worker.on("exit", () => this.failAll(new Error("session worker exited")));
+  }
+
+  static start(modelPath: string, intraOpThreads: number): Promise<SessionWorker> {
+    const worker = new Worker(workerUrl, { workerData: { modelPath, intraOpThreads } });
+    return new Promise((resolve, reject) => {
+      const onMessage = (message: SessionResponse) => {
+        worker.off("message", onMessage);
+        worker.off("error", onError);
+        if (message.kind === "loaded") resolve(new SessionWorker(worker, message.inputs, message.outputs));
+        else if (message.kind === "load_error") reject(new EngineError("load_failed", message.message));
+      };
+      const onError = (error: Error) => reject(new EngineError("load_failed", error.message));
+      worker.on("message", onMessage);
+      worker.once("error", onError);
+    });
+  }
+
+  run(feeds: Feeds): Promise<Outputs> {
+    const id = this.nextId++;
+    // Feeds are built for this one call, so their buffers move to the worker without a copy.
+    const transfer = [...new Set(Object.values(feeds).map((t) => t.data.buffer))].filter((b) => b instanceof ArrayBuffer);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const request: SessionRequest = { kind: "run", id, feeds };
+      this.worker.postMessage(request, transfer);
+    });
+  }
+
+  private failAll(error: Error) {
+    for (const call of this.pending.values()) call.reject(new EngineError("inference_failed", error.message));
+    this.pending.clear();
+  }
+
+  async close() {
+    const exited = new Promise((resolve) => this.worker.once("exit", resolve));
+    this.worker.postMessage({ kind: "close" } satisfies SessionRequest);
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 1000))]);
+    await this.worker.terminate();
+  }
+}
+
+export class SessionPool {
+  private waiting: (() => void)[] = [];
+
+  private constructor(private readonly workers: SessionWorker[]) {}
+
+  /** Starts `size` workers, each loading the model; rejects with load_failed if any cannot. */
+  static async create(modelPath: string, options: SessionPoolOptions): Promise<SessionPool> {
+    const started = await Promise.allSettled(
+      Array.from({ length: options.size }, () => SessionWorker.start(modelPath, options.intraOpThreads)),
+    );
+    const workers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    const failure = started.find((s) => s.status === "rejected");
+    if (failure) {
+      await Promise.all(workers.map((w) => w.close()));
+      throw failure.reason;
+    }
+    return new SessionPool(workers);
+  }
+
+  get size() {
+    return this.workers.length;
+  }
+
+  /** The model's inputs and outputs, as ONNX Runtime reports them. */
+  get inputs() {
+    return this.workers[0]!.inputs;
+  }
+  get outputs() {
+    return this.workers[0]!.outputs;
+  }
+
+  /** Runs on an idle session, waiting for one if all are busy. */
+  async run(feeds: Feeds): Promise<Outputs> {
+    let worker = this.workers.find((w) => !w.busy);
+    while (!worker) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      worker = this.workers.find((w) => !w.busy);
+    }
+    worker.busy = true;
+    try {
+      return await worker.run(feeds);
+    } finally {
+      worker.busy = false;
+      this.waiting.shift()?.();
+    }
+  }
+
+  async close() {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}

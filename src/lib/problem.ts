@@ -1,0 +1,105 @@
+/**
+ * RFC 9457 problem details: every error this server sends is application/problem+json, built here.
+ * Engine errors, HTTP exceptions and validation failures are mapped to statuses in this one place.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import { EngineError, type EngineErrorCode } from "../engine/errors.ts";
+
+export type FieldError = { path: string; message: string };
+
+export type Problem = {
+  /** A URI reference naming the kind of problem; "about:blank" when the status says it all. */
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: FieldError[];
+};
+
+/** Throw from anywhere below a route to answer with a problem. */
+export class ProblemError extends Error {
+  override name = "ProblemError";
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly title: string,
+    detail: string,
+    readonly options: { type?: string; errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+  }
+}
+
+const engineStatus: Record<EngineErrorCode, { status: ContentfulStatusCode; title: string }> = {
+  model_not_found: { status: 404, title: "Model not found" },
+  wrong_task: { status: 422, title: "Wrong kind of model" },
+  invalid_input: { status: 422, title: "Invalid input" },
+  overloaded: { status: 503, title: "Overloaded" },
+  not_ready: { status: 503, title: "Not ready" },
+  load_failed: { status: 500, title: "Model failed to load" },
+  inference_failed: { status: 500, title: "Inference failed" },
+};
+
+export const problemType = (code: string) => `/problems/${code.replaceAll("_", "-")}`;
+
+/** The response for a problem; `instance` is the request path. */
+export function problemResponse(c: Context, error: ProblemError): Response {
+  const body: Problem = {
+    type: error.options.type ?? "about:blank",
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+    instance: c.req.path,
+    ...(error.options.errors ? { errors: error.options.errors } : {}),
+  };
+  return new Response(JSON.stringify(body), {
+    status: error.status,
+    headers: { "Content-Type": "application/problem+json", ...error.options.headers },
+  });
+}
+
+/** Turns zod issues into a 422 naming each field. */
+export function validationProblem(issues: readonly z.core.$ZodIssue[], prefix: (string | number)[] = []): ProblemError {
+  const errors = issues.map((issue) => ({
+    path: [...prefix, ...issue.path].map(String).join(".") || "(body)",
+    message: issue.message,
+  }));
+  const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+  return new ProblemError(422, "Validation failed", detail, { type: problemType("validation_error"), errors });
+}
+
+/** Maps anything thrown while handling a request to a ProblemError; unknown errors become a generic 500. */
+export function toProblemError(error: unknown): ProblemError | undefined {
+  if (error instanceof ProblemError) return error;
+  if (error instanceof EngineError) {
+    const { status, title } = engineStatus[error.code];
+    const headers: Record<string, string> = error.retryAfter ? { "Retry-After": String(error.retryAfter) } : {};
+    return new ProblemError(status, title, error.message, { type: problemType(error.code), headers });
+  }
+  if (error instanceof HTTPException) {
+    const status = error.status as ContentfulStatusCode;
+    return new ProblemError(status, statusTitle(status), error.message || statusTitle(status));
+  }
+  return undefined;
+}
+
+export function statusTitle(status: number): string {
+  return (
+    {
+      400: "Bad Request",
+      401: "Unauthorized",
+      403: "Forbidden",
+      404: "Not Found",
+      405: "Method Not Allowed",
+      413: "Content Too Large",
+      415: "Unsupported Media Type",
+      422: "Unprocessable Content",
+      429: "Too Many Requests",
+      500: "Internal Server Error",
+      503: "Service Unavailable",
+    }[status] ?? "Error"
+  );
+}

@@ -1,0 +1,51 @@
+import type { RouteHandler } from "@hono/zod-openapi";
+import type { ModelCatalog } from "../../engine/repository.ts";
+import type { TabularManifest } from "../../engine/manifest.ts";
+import { ProblemError, problemType, validationProblem } from "../../lib/problem.ts";
+import type { PredictRoutes } from "./predict.routes.ts";
+import { positionalFeatures } from "./predict.schemas.ts";
+
+export function predictHandlers(repository: ModelCatalog, defaultModel: string) {
+  const tabular = (name: string) => {
+    const model = repository.get(name);
+    if (model.task !== "tabular-classification") {
+      throw new ProblemError(422, "Wrong kind of model", `model '${name}' is a ${model.task} model, not a tabular classifier`, {
+        type: problemType("wrong_task"),
+      });
+    }
+    return model;
+  };
+  const ref = (m: TabularManifest) => ({ model: m.name, version: m.version });
+
+  const v1: RouteHandler<PredictRoutes["v1"]> = async (c) => {
+    const model = tabular(defaultModel);
+    const [prediction] = await model.predict([c.req.valid("json").features]);
+    return c.json({ ...ref(model.manifest), ...prediction! }, 200);
+  };
+
+  const batch: RouteHandler<PredictRoutes["batch"]> = async (c) => {
+    const model = tabular(defaultModel);
+    const predictions = await model.predict(c.req.valid("json").instances);
+    return c.json({ ...ref(model.manifest), predictions }, 200);
+  };
+
+  const byName: RouteHandler<PredictRoutes["byName"]> = async (c) => {
+    const model = tabular(c.req.valid("param").name);
+    // The route's schema only knows "an array of numbers"; the model's manifest knows count and ranges.
+    const parsed = positionalFeatures(model.manifest).safeParse(c.req.valid("json").features);
+    if (!parsed.success) throw validationProblem(parsed.error.issues, ["features"]);
+    const [prediction] = await model.predict([parsed.data]);
+    return c.json({ ...ref(model.manifest), ...prediction! }, 200);
+  };
+
+  const v2: RouteHandler<PredictRoutes["v2"]> = async (c) => {
+    const model = tabular(defaultModel);
+    const named = c.req.valid("json");
+    const row = model.manifest.features.map((f) => named[f.name]!);
+    const [p] = await model.predict([row]);
+    const probabilities = Object.fromEntries(model.manifest.labels.map((label, i) => [label, p!.probabilities[i]!]));
+    return c.json({ ...ref(model.manifest), label: p!.label, confidence: p!.probabilities[p!.class]!, probabilities }, 200);
+  };
+
+  return { v1, batch, byName, v2 };
+}
