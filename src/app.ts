@@ -2,15 +2,13 @@
 import { z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { HTTPException } from "hono/http-exception";
 import { getPath } from "hono/utils/url";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
 import type { ModelCatalog } from "./engine/repository.ts";
-import { explainBadJson } from "./lib/json-body.ts";
 import type { Logger } from "./lib/logger.ts";
 import { createRouter, jsonBodyErrors, problemResponses } from "./lib/openapi.ts";
-import { ProblemError, problemResponse, problemType, toProblemError } from "./lib/problem.ts";
+import { ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";
 import { healthRouter } from "./routes/health/index.ts";
 import { modelsRouter } from "./routes/models/index.ts";
@@ -73,18 +71,7 @@ export function createApp({ config, repository, logger }: AppDeps) {
   );
 
   app.notFound((c) => problemResponse(c, new ProblemError(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
-  app.onError(async (error, c) => {
-    if (error instanceof HTTPException && error.status === 400 && error.message.startsWith("Malformed JSON")) {
-      return problemResponse(c, explainBadJson(await c.req.text().catch(() => "")));
-    }
-    const problem = toProblemError(error);
-    if (problem) {
-      if (problem.status >= 500) logger.error({ err: error, path: c.req.path }, problem.message);
-      return problemResponse(c, problem);
-    }
-    logger.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
-    return problemResponse(c, new ProblemError(500, "Internal Server Error", "The server failed to answer this request; the failure is logged."));
-  });
+  app.onError(problemErrorHandler(logger));
   return app;
 }
 

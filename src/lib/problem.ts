@@ -2,11 +2,13 @@
  * RFC 9457 problem details: every error this server sends is application/problem+json, built here.
  * Engine errors, HTTP exceptions and validation failures are mapped to statuses in this one place.
  */
-import type { Context } from "hono";
+import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { EngineError, type EngineErrorCode } from "../engine/errors.ts";
+import { explainBadJson } from "./json-body.ts";
+import type { Logger } from "./logger.ts";
 
 export type FieldError = { path: string; message: string };
 
@@ -102,4 +104,21 @@ export function statusTitle(status: number): string {
       503: "Service Unavailable",
     }[status] ?? "Error"
   );
+}
+
+/** The app's onError: known errors become their problem; anything else is logged with its stack and answered 500. */
+export function problemErrorHandler(logger: Logger): ErrorHandler {
+  return async (error, c) => {
+    if (error instanceof HTTPException && error.status === 400 && error.message.startsWith("Malformed JSON")) {
+      // The body text is cached by the failed parse, so reading it again costs nothing.
+      return problemResponse(c, explainBadJson(await c.req.text().catch(() => "")));
+    }
+    const problem = toProblemError(error);
+    if (problem) {
+      if (problem.status >= 500) logger.error({ err: error, path: c.req.path }, problem.message);
+      return problemResponse(c, problem);
+    }
+    logger.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
+    return problemResponse(c, new ProblemError(500, "Internal Server Error", "The server failed to answer this request; the failure is logged."));
+  };
 }
