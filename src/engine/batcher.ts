@@ -17,6 +17,12 @@ export type MicroBatcherOptions = {
   concurrency: number;
 };
 
+/** Where a request's time went: waiting for its batch, then running in it. */
+export type BatchTiming = { queueMs: number; inferenceMs: number };
+
+/** A request's own result and its timing. */
+export type Batched<Out> = { result: Out; timing: BatchTiming };
+
 /** Runs a batch; returns one result per input, in order. */
 export type RunBatch<In, Out> = (inputs: In[]) => Promise<Out[]>;
 
@@ -24,7 +30,7 @@ type Pending<In, Out> = {
   input: In;
   weight: number;
   enqueuedAt: number;
-  resolve: (out: Out) => void;
+  resolve: (out: Batched<Out>) => void;
   reject: (error: unknown) => void;
 };
 
@@ -51,11 +57,11 @@ export class MicroBatcher<In, Out> {
   }
 
   /** Queues one request; resolves with its own result when its batch has run. */
-  submit(input: In): Promise<Out> {
+  submit(input: In): Promise<Batched<Out>> {
     if (this.queue.length >= this.options.maxQueue) {
       return Promise.reject(new EngineError("overloaded", `the queue is full (${this.options.maxQueue} requests waiting)`, 1));
     }
-    return new Promise<Out>((resolve, reject) => {
+    return new Promise<Batched<Out>>((resolve, reject) => {
       const weight = this.weigh(input);
       this.queue.push({ input, weight, enqueuedAt: performance.now(), resolve, reject });
       this.queuedWeight += weight;
@@ -110,10 +116,12 @@ export class MicroBatcher<In, Out> {
   }
 
   private async settle(batch: Pending<In, Out>[]) {
+    const started = performance.now();
     try {
       const outputs = await this.runBatch(batch.map((p) => p.input));
       if (outputs.length !== batch.length) throw new Error(`batch returned ${outputs.length} results for ${batch.length} inputs`);
-      batch.forEach((p, i) => p.resolve(outputs[i]!));
+      const inferenceMs = performance.now() - started;
+      batch.forEach((p, i) => p.resolve({ result: outputs[i]!, timing: { queueMs: started - p.enqueuedAt, inferenceMs } }));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
       // One bad request must not fail its neighbours: run each alone so only the culprit fails.

@@ -1,5 +1,5 @@
 /** A tabular classifier: rows of features in, class probabilities out, through a micro-batcher and a session pool. */
-import { MicroBatcher, type MicroBatcherOptions } from "./batcher.ts";
+import { MicroBatcher, type BatchTiming, type MicroBatcherOptions } from "./batcher.ts";
 import { EngineError } from "./errors.ts";
 import type { TabularManifest } from "./manifest.ts";
 import type { SessionPool } from "./session-pool.ts";
@@ -16,10 +16,13 @@ export type Classification = {
 export interface TabularModel {
   readonly task: "tabular-classification";
   readonly manifest: TabularManifest;
-  predict(rows: readonly (readonly number[])[]): Promise<Classification[]>;
+  predict(rows: readonly (readonly number[])[]): Promise<Predictions>;
   selfTest(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** One result per row, and where the time went. */
+export type Predictions = { predictions: Classification[]; timing: BatchTiming };
 
 export type BatchingOptions = Omit<MicroBatcherOptions, "concurrency">;
 
@@ -42,20 +45,21 @@ export class TabularClassifier implements TabularModel {
   }
 
   /** Classifies rows that already passed the manifest's validation. All rows of a call share one batch. */
-  predict(rows: readonly (readonly number[])[]): Promise<Classification[]> {
+  async predict(rows: readonly (readonly number[])[]): Promise<Predictions> {
     const flat = new Float32Array(rows.length * this.featureCount);
     rows.forEach((row, i) => {
       if (row.length !== this.featureCount) throw new EngineError("invalid_input", `row ${i} has ${row.length} features, expected ${this.featureCount}`);
       flat.set(row, i * this.featureCount);
     });
-    return this.batcher.submit({ rows: flat, count: rows.length });
+    const { result, timing } = await this.batcher.submit({ rows: flat, count: rows.length });
+    return { predictions: result, timing };
   }
 
   /** One real inference on the manifest's example values (or each feature's lower bound). */
   async selfTest(): Promise<void> {
     const example = this.manifest.features.map((f) => f.example ?? f.minimum ?? (f.exclusiveMinimum ?? 0) + 1);
-    const [result] = await this.predict([example]);
-    const sum = result!.probabilities.reduce((a, b) => a + b, 0);
+    const { predictions } = await this.predict([example]);
+    const sum = predictions[0]!.probabilities.reduce((a, b) => a + b, 0);
     if (!Number.isFinite(sum)) throw new EngineError("inference_failed", "self-test produced non-finite probabilities");
   }
 

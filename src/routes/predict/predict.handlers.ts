@@ -19,13 +19,13 @@ export function predictHandlers(repository: ModelCatalog, defaultModel: string) 
 
   const v1: RouteHandler<PredictRoutes["v1"]> = async (c) => {
     const model = tabular(defaultModel);
-    const [prediction] = await model.predict([c.req.valid("json").features]);
+    const { predictions: [prediction] } = await model.predict([c.req.valid("json").features]);
     return c.json({ ...ref(model.manifest), ...prediction! }, 200);
   };
 
   const batch: RouteHandler<PredictRoutes["batch"]> = async (c) => {
     const model = tabular(defaultModel);
-    const predictions = await model.predict(c.req.valid("json").instances);
+    const { predictions } = await model.predict(c.req.valid("json").instances);
     return c.json({ ...ref(model.manifest), predictions }, 200);
   };
 
@@ -34,7 +34,7 @@ export function predictHandlers(repository: ModelCatalog, defaultModel: string) 
     // The route's schema only knows "an array of numbers"; the model's manifest knows count and ranges.
     const parsed = positionalFeatures(model.manifest).safeParse(c.req.valid("json").features);
     if (!parsed.success) throw validationProblem(parsed.error.issues, ["features"]);
-    const [prediction] = await model.predict([parsed.data]);
+    const { predictions: [prediction] } = await model.predict([parsed.data]);
     return c.json({ ...ref(model.manifest), ...prediction! }, 200);
   };
 
@@ -42,7 +42,7 @@ export function predictHandlers(repository: ModelCatalog, defaultModel: string) 
     const model = tabular(defaultModel);
     const named = c.req.valid("json");
     const row = model.manifest.features.map((f) => named[f.name]!);
-    const [p] = await model.predict([row]);
+    const { predictions: [p] } = await model.predict([row]);
     const probabilities = Object.fromEntries(model.manifest.labels.map((label, i) => [label, p!.probabilities[i]!]));
     return c.json({ ...ref(model.manifest), label: p!.label, confidence: p!.probabilities[p!.class]!, probabilities }, 200);
   };
