@@ -1,51 +1,7 @@
-/** Server entry for Bun: configuration, models, HTTP, graceful shutdown. */
-import { createApp } from "./app.ts";
-import { loadConfig } from "./config.ts";
-import { ModelRepository } from "./engine/repository.ts";
-import { createLogger } from "./lib/logger.ts";
+/** Server entry for Bun. */
+import { boot } from "./boot.ts";
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-}
-const logger = createLogger(config.LOG_LEVEL);
-
-let repository: ModelRepository;
-let app: ReturnType<typeof createApp>;
-try {
-  repository = new ModelRepository(config.MODELS_DIR, {
-    sessionsPerModel: config.SESSIONS_PER_MODEL,
-    intraOpThreads: config.INTRA_OP_THREADS,
-    batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
-  });
-  app = createApp({ config, repository, logger });
-} catch (error) {
-  logger.fatal(error instanceof Error ? error.message : String(error));
-  process.exit(1);
-}
-
-const server = Bun.serve({ hostname: config.HOST, port: config.PORT, fetch: app.fetch });
-logger.info({ url: server.url.href, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
-
-const started = performance.now();
-await repository.loadAll();
-for (const status of repository.status()) {
-  if (status.state === "ready") logger.info({ model: status.name, version: status.version }, "model ready");
-  else logger.error({ model: status.name, error: status.error }, "model failed to load");
-}
-logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
-
-let stopping = false;
-async function shutdown(signal: string) {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, "shutting down");
-  await server.stop();
-  await repository.close();
-  process.exit(0);
-}
-process.on("SIGINT", () => void shutdown("SIGINT"));
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
+await boot(async (app, config) => {
+  const server = Bun.serve({ hostname: config.HOST, port: config.PORT, fetch: app.fetch });
+  return { url: server.url.href, stop: () => server.stop() };
+});

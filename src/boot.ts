@@ -1,0 +1,57 @@
+/** Start-up shared by the Bun and Node entries: configuration, models, listening, graceful shutdown. */
+import { createApp } from "./app.ts";
+import { loadConfig, type Config } from "./config.ts";
+import { ModelRepository } from "./engine/repository.ts";
+import { createLogger } from "./lib/logger.ts";
+
+export type Listening = { url: string; stop: () => Promise<void> };
+export type Listen = (app: ReturnType<typeof createApp>, config: Config) => Promise<Listening>;
+
+export async function boot(listen: Listen) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+  const logger = createLogger(config.LOG_LEVEL);
+
+  let repository: ModelRepository;
+  let app: ReturnType<typeof createApp>;
+  try {
+    repository = new ModelRepository(config.MODELS_DIR, {
+      sessionsPerModel: config.SESSIONS_PER_MODEL,
+      intraOpThreads: config.INTRA_OP_THREADS,
+      batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
+    });
+    app = createApp({ config, repository, logger });
+  } catch (error) {
+    logger.fatal(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
+
+  // Listen first, so /health answers and /readiness says 503 while the models load.
+  const server = await listen(app, config);
+  logger.info({ url: server.url, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
+
+  const started = performance.now();
+  await repository.loadAll();
+  for (const status of repository.status()) {
+    if (status.state === "ready") logger.info({ model: status.name, version: status.version }, "model ready");
+    else logger.error({ model: status.name, error: status.error }, "model failed to load");
+  }
+  logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await server.stop();
+    await repository.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
