@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
 import type { ModelCatalog } from "./engine/repository.ts";
 import type { Logger } from "./lib/logger.ts";
-import { createRouter, jsonBodyErrors, problemResponses } from "./lib/openapi.ts";
+import { authErrors, createRouter, jsonBodyErrors, problemResponses, requires } from "./lib/openapi.ts";
 import { ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";
 import { healthRouter } from "./routes/health/index.ts";
@@ -80,6 +80,7 @@ function documentVersionedPredict(api: ReturnType<typeof createRouter>) {
     method: "post",
     path: "/predict",
     tags: ["Predict"],
+    ...requires("predict"),
     summary: "Classify one row, versioned by the API-Version header",
     description: "Without API-Version, or with `API-Version: 1`, this is POST /v1/predict; with `API-Version: 2`, POST /v2/predict.",
     request: {
@@ -91,7 +92,7 @@ function documentVersionedPredict(api: ReturnType<typeof createRouter>) {
     },
     responses: {
       200: { description: "As /v1/predict or /v2/predict", content: { "application/json": { schema: z.union([Prediction, PredictionV2]) } } },
-      ...problemResponses(...jsonBodyErrors, 503),
+      ...problemResponses(...jsonBodyErrors, ...authErrors, 503),
     },
   });
 }

@@ -2,6 +2,7 @@
 import { z } from "zod";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v));
 
 export const ConfigSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
@@ -26,6 +27,25 @@ export const ConfigSchema = z.object({
   MAX_BATCH_INSTANCES: int(1, 100_000).default(1000),
   /** Largest request body, in bytes. */
   BODY_LIMIT_BYTES: int(1, 1 << 30).default(1 << 20),
+
+  /** JSON file of API-key hashes and scopes; without it, authentication is off. */
+  API_KEYS_FILE: z.string().min(1).optional(),
+  /** Token bucket per API key (per client IP without keys): burst size and tokens added per second. */
+  RATE_LIMIT_CAPACITY: int(1, 1_000_000_000).default(60),
+  RATE_LIMIT_REFILL_PER_SECOND: z.coerce.number().positive().max(1_000_000_000).default(1),
+  /** Share rate-limit buckets through Redis (redis://host:port) instead of process memory. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** When Redis is unreachable: let requests through (true) or refuse them with 503 (false). */
+  RATE_LIMIT_FAIL_OPEN: bool.default(true),
+  /** Comma-separated origins allowed by CORS, or * for any (without credentials). */
+  CORS_ORIGINS: z
+    .string()
+    .default("*")
+    .transform((v) => (v.trim() === "*" ? "*" : v.split(",").map((o) => o.trim()).filter(Boolean))),
+}).superRefine((config, ctx) => {
+  if (config.NODE_ENV === "production" && !config.API_KEYS_FILE) {
+    ctx.addIssue({ code: "custom", path: ["API_KEYS_FILE"], message: "is required when NODE_ENV=production (authentication cannot be off in production)" });
+  }
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -40,6 +60,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const result = ConfigSchema.safeParse(present);
   if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `${i.path.join(".")}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
+  const lines = result.error.issues.map((i) => {
+    const value = env[String(i.path[0])];
+    return `${i.path.join(".")}${value ? `=${JSON.stringify(value)}` : " (unset)"}: ${i.message}`;
+  });
   throw new ConfigError(`Invalid environment variable${lines.length > 1 ? "s" : ""}:\n  ${lines.join("\n  ")}`);
 }

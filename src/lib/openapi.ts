@@ -30,6 +30,7 @@ export const ProblemSchema = z
     status: z.number().int().openapi({ example: 422 }),
     detail: z.string().openapi({ example: "features.2: petal_length must be less than 30 cm" }),
     instance: z.string().optional().openapi({ description: "The request path", example: "/v1/predict" }),
+    request_id: z.string().optional().openapi({ description: "The request's X-Request-Id, as in the logs", example: "5f0c7e0e-1d2b-4f7e-9a57-1b6a1c7d2e11" }),
     errors: z
       .array(z.object({ path: z.string().openapi({ example: "features.2" }), message: z.string() }))
       .optional()
@@ -43,6 +44,9 @@ const problemDescriptions: Record<number, string> = {
   413: "The body is larger than the server accepts",
   415: "The body is not application/json",
   422: "A field is missing, of the wrong type, out of range, or not finite",
+  401: "No API key, or an unknown one (see WWW-Authenticate)",
+  403: "The API key lacks the scope this operation needs",
+  429: "The key's (or client's) token bucket is empty; Retry-After says when a retry succeeds",
   500: "The server failed; the body says no more than that",
   503: "Not ready, or the model's queue is full (see Retry-After)",
 };
@@ -62,3 +66,40 @@ export function problemResponses<S extends number>(...statuses: S[]) {
 
 /** The errors any route with a JSON body can answer. */
 export const jsonBodyErrors = [400, 413, 415, 422, 500] as const;
+
+/** The errors any route behind an API key and the rate limiter can answer. */
+export const authErrors = [401, 403, 429] as const;
+
+/** API-key scopes: what a key may do. */
+export const SCOPES = ["predict", "generate", "admin"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** The security schemes every protected operation accepts: either header carries the same key. */
+export const securitySchemes = {
+  ApiKeyAuth: { type: "apiKey", in: "header", name: "X-API-Key", description: "An API key (see `npm run keys`)" },
+  BearerAuth: { type: "http", scheme: "bearer", description: "The same API key, as `Authorization: Bearer <key>`" },
+} as const;
+
+/**
+ * Marks a route as needing an API key with `scope`. OpenAPI 3.1 lets apiKey and http schemes list required
+ * roles, so the scope lives in the route's own definition, where the docs and the auth middleware both read it.
+ */
+export function requires(scope: Scope) {
+  return { security: Object.keys(securitySchemes).map((name) => ({ [name]: [scope] })) };
+}
+
+/**
+ * A lookup from request method and path to the scope its route requires, built from the routes' OpenAPI
+ * definitions (see `requires`). Paths without a scope are public.
+ */
+export function scopeLookup(api: OpenAPIHono<any>): (method: string, path: string) => Scope | undefined {
+  const table: { method: string; pattern: RegExp; scope: Scope }[] = [];
+  for (const def of api.openAPIRegistry.definitions) {
+    if (def.type !== "route") continue;
+    const scope = def.route.security?.[0] && (Object.values(def.route.security[0])[0]?.[0] as Scope | undefined);
+    if (!scope) continue;
+    const source = def.route.path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{[^}]+\\?\}/g, "[^/]+");
+    table.push({ method: def.route.method.toUpperCase(), pattern: new RegExp(`^${source}/?$`), scope });
+  }
+  return (method, path) => table.find((r) => r.method === method && r.pattern.test(path))?.scope;
+}

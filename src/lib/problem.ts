@@ -19,6 +19,8 @@ export type Problem = {
   status: number;
   detail: string;
   instance?: string;
+  /** The X-Request-Id of the request, to find its log lines. */
+  request_id?: string;
   errors?: FieldError[];
 };
 
@@ -47,20 +49,19 @@ const engineStatus: Record<EngineErrorCode, { status: ContentfulStatusCode; titl
 
 export const problemType = (code: string) => `/problems/${code.replaceAll("_", "-")}`;
 
-/** The response for a problem; `instance` is the request path. */
+/** The response for a problem; `instance` is the request path. Headers already set on `c` are kept. */
 export function problemResponse(c: Context, error: ProblemError): Response {
+  const requestId: string | undefined = c.get("requestId");
   const body: Problem = {
     type: error.options.type ?? "about:blank",
     title: error.title,
     status: error.status,
     detail: error.message,
     instance: c.req.path,
+    ...(requestId ? { request_id: requestId } : {}),
     ...(error.options.errors ? { errors: error.options.errors } : {}),
   };
-  return new Response(JSON.stringify(body), {
-    status: error.status,
-    headers: { "Content-Type": "application/problem+json", ...error.options.headers },
-  });
+  return c.body(JSON.stringify(body), error.status, { ...error.options.headers, "Content-Type": "application/problem+json" });
 }
 
 /** Turns zod issues into a 422 naming each field. */
@@ -113,12 +114,14 @@ export function problemErrorHandler(logger: Logger): ErrorHandler {
       // The body text is cached by the failed parse, so reading it again costs nothing.
       return problemResponse(c, explainBadJson(await c.req.text().catch(() => "")));
     }
+    // The request's own logger, when the access-log middleware made one, carries its request id.
+    const log: Logger = c.get("log") ?? logger;
     const problem = toProblemError(error);
     if (problem) {
-      if (problem.status >= 500) logger.error({ err: error, path: c.req.path }, problem.message);
+      if (problem.status >= 500) log.error({ err: error, path: c.req.path }, problem.message);
       return problemResponse(c, problem);
     }
-    logger.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
+    log.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
     return problemResponse(c, new ProblemError(500, "Internal Server Error", "The server failed to answer this request; the failure is logged."));
   };
 }

@@ -1,7 +1,7 @@
 /** Model administration: reload from disk. */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ModelCatalog } from "../../engine/repository.ts";
-import { createRouter, problemResponses } from "../../lib/openapi.ts";
+import { authErrors, createRouter, problemResponses, requires } from "../../lib/openapi.ts";
 import { ModelName } from "../predict/predict.routes.ts";
 
 export const ModelStatus = z
@@ -18,6 +18,7 @@ export const reloadRoute = createRoute({
   method: "post",
   path: "/v1/models/{name}/reload",
   tags: ["Models"],
+  ...requires("admin"),
   summary: "Reload a model from disk",
   description:
     "Loads model.json and model.onnx again, warms the new sessions with one inference, then swaps them in. " +
@@ -25,7 +26,7 @@ export const reloadRoute = createRoute({
   request: { params: ModelName },
   responses: {
     200: { description: "The model as now served", content: { "application/json": { schema: ModelStatus } } },
-    ...problemResponses(404, 500),
+    ...problemResponses(...authErrors, 404, 500),
   },
 });
 

@@ -1,7 +1,7 @@
 /** Prediction routes. The default model's manifest shapes the bodies of /v1/predict, /v1/predict/batch and /v2/predict. */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { TabularManifest } from "../../engine/manifest.ts";
-import { jsonBodyErrors, problemResponses } from "../../lib/openapi.ts";
+import { authErrors, jsonBodyErrors, problemResponses, requires } from "../../lib/openapi.ts";
 import { BatchPrediction, Prediction, PredictionV2, namedFeatures, positionalFeatures } from "./predict.schemas.ts";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -13,12 +13,13 @@ export const ModelName = z.object({
 export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
   const features = positionalFeatures(manifest);
   const example = manifest.features.map((f) => f.example ?? 1);
-  const errors = problemResponses(...jsonBodyErrors, 503);
+  const errors = problemResponses(...jsonBodyErrors, ...authErrors, 503);
 
   const v1 = createRoute({
     method: "post",
     path: "/v1/predict",
     tags: ["Predict"],
+    ...requires("predict"),
     summary: `Classify one row with the default model (${manifest.name})`,
     description: `Features in order: ${manifest.features.map((f) => f.name).join(", ")}. Requests that arrive together run as one batched ONNX call.`,
     request: {
@@ -31,6 +32,7 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     method: "post",
     path: "/v1/predict/batch",
     tags: ["Predict"],
+    ...requires("predict"),
     summary: `Classify up to ${maxInstances} rows with the default model (${manifest.name})`,
     request: {
       body: {
@@ -55,6 +57,7 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     method: "post",
     path: "/v1/models/{name}/predict",
     tags: ["Predict"],
+    ...requires("predict"),
     summary: "Classify one row with any tabular model",
     description: "The body is checked against the named model's manifest (feature count and ranges).",
     request: {
@@ -76,6 +79,7 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     method: "post",
     path: "/v2/predict",
     tags: ["Predict"],
+    ...requires("predict"),
     summary: `Classify one row of named features with the default model (${manifest.name})`,
     description: "Every feature is named and range-checked against the model's manifest; unknown names are refused.",
     request: {
