@@ -1,13 +1,22 @@
 /** Assembles the application: middleware order lives here and nowhere else. */
 import { z } from "@hono/zod-openapi";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { timing } from "hono/timing";
 import { getPath } from "hono/utils/url";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
 import type { ModelCatalog } from "./engine/repository.ts";
+import type { AppEnv } from "./lib/env.ts";
 import type { Logger } from "./lib/logger.ts";
-import { authErrors, createRouter, jsonBodyErrors, problemResponses, requires } from "./lib/openapi.ts";
+import { authErrors, createRouter, jsonBodyErrors, problemResponses, requires, scopeLookup, securitySchemes } from "./lib/openapi.ts";
+import { accessLog } from "./middleware/access-log/index.ts";
+import { apiKeyAuth, type KeyStore } from "./middleware/api-key/index.ts";
+import { rateLimit, type RateLimitStore } from "./middleware/rate-limit/index.ts";
+import { processTime } from "./middleware/timing/index.ts";
 import { ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";
 import { healthRouter } from "./routes/health/index.ts";
@@ -17,10 +26,32 @@ import { Prediction, PredictionV2 } from "./routes/predict/predict.schemas.ts";
 import pkg from "../package.json" with { type: "json" };
 
 export type AppDeps = {
-  config: Pick<Config, "DEFAULT_MODEL" | "MAX_BATCH_INSTANCES" | "BODY_LIMIT_BYTES">;
+  config: Pick<
+    Config,
+    "DEFAULT_MODEL" | "MAX_BATCH_INSTANCES" | "BODY_LIMIT_BYTES" | "CORS_ORIGINS" | "RATE_LIMIT_CAPACITY" | "RATE_LIMIT_REFILL_PER_SECOND" | "RATE_LIMIT_FAIL_OPEN"
+  >;
   repository: ModelCatalog;
   logger: Logger;
+  /** API keys; without them authentication is off and clients are limited by address. */
+  keys?: KeyStore;
+  /** Where token buckets live (memory or Redis). */
+  rateLimitStore: RateLimitStore;
+  /** The client's address, from the runtime's connection info; rate limits use it when authentication is off. */
+  clientAddress?: (c: Context) => string | undefined;
 };
+
+/** Headers browsers may read from cross-origin responses. */
+const EXPOSED_HEADERS = [
+  "RateLimit",
+  "RateLimit-Policy",
+  "X-RateLimit-Limit",
+  "X-RateLimit-Remaining",
+  "X-RateLimit-Reset",
+  "Retry-After",
+  "X-Request-Id",
+  "X-Process-Time",
+  "Server-Timing",
+];
 
 export const API_VERSIONS = ["1", "2"] as const;
 
@@ -32,20 +63,57 @@ function versionedPath(request: Request): string {
   return (API_VERSIONS as readonly string[]).includes(version) ? `/v${version}/predict` : path;
 }
 
-export function createApp({ config, repository, logger }: AppDeps) {
+export function createApp({ config, repository, logger, keys, rateLimitStore, clientAddress }: AppDeps) {
   const defaultModel = repository.manifests.find((m) => m.name === config.DEFAULT_MODEL);
   if (!defaultModel) {
     throw new ConfigError(`DEFAULT_MODEL=${config.DEFAULT_MODEL}: no such model in ${repository.root} (found ${repository.manifests.map((m) => m.name).join(", ") || "none"})`);
   }
   if (defaultModel.task !== "tabular-classification") throw new ConfigError(`DEFAULT_MODEL=${config.DEFAULT_MODEL}: not a tabular model`);
 
-  const api = createRouter()
+  const api = createRouter<AppEnv>()
     .route("/", healthRouter(repository, pkg.version))
     .route("/", predictRouter(repository, defaultModel, config.MAX_BATCH_INSTANCES))
     .route("/", modelsRouter(repository));
   documentVersionedPredict(api);
 
-  const app = new Hono({ getPath: versionedPath });
+  for (const [name, scheme] of Object.entries(securitySchemes)) api.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  const scopeOf = scopeLookup(api);
+  const scopeFor = (c: Context) => scopeOf(c.req.method, c.req.path);
+  const defaultPolicy = { capacity: config.RATE_LIMIT_CAPACITY, refillPerSecond: config.RATE_LIMIT_REFILL_PER_SECOND };
+
+  // Middleware, outermost first. Each line says why it sits where it does.
+  const app = new Hono<AppEnv>({ getPath: versionedPath });
+  // Request id first: every later log line and problem body carries it.
+  app.use(requestId());
+  // The access log wraps everything below, so it sees the final status and the whole latency.
+  app.use(accessLog(logger));
+  app.use(processTime(), timing({ totalDescription: "total" }));
+  app.use(secureHeaders());
+  // CORS answers preflights before authentication: browsers send them without credentials.
+  app.use(
+    cors({
+      origin: config.CORS_ORIGINS,
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowHeaders: ["Content-Type", "Authorization", "X-API-Key", "API-Version", "X-Request-Id", "Last-Event-ID"],
+      exposeHeaders: EXPOSED_HEADERS,
+      maxAge: 600,
+    }),
+  );
+  // Authentication before the rate limit, so a limit is per key; both before the body is read.
+  if (keys) app.use(apiKeyAuth({ keys, scopeFor }));
+  app.use(
+    rateLimit({
+      store: rateLimitStore,
+      failOpen: config.RATE_LIMIT_FAIL_OPEN,
+      logger,
+      identify: (c) => {
+        if (!scopeFor(c)) return undefined; // public routes are not limited
+        const key = c.get("apiKey");
+        if (key) return { key: `key:${key.name}`, policy: key.rateLimit ?? defaultPolicy };
+        return { key: `ip:${clientAddress?.(c) ?? "unknown"}`, policy: defaultPolicy };
+      },
+    }),
+  );
   app.use(
     bodyLimit({
       maxSize: config.BODY_LIMIT_BYTES,
@@ -75,7 +143,7 @@ export function createApp({ config, repository, logger }: AppDeps) {
   return app;
 }
 
-function documentVersionedPredict(api: ReturnType<typeof createRouter>) {
+function documentVersionedPredict(api: ReturnType<typeof createRouter<AppEnv>>) {
   api.openAPIRegistry.registerPath({
     method: "post",
     path: "/predict",

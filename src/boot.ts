@@ -1,13 +1,20 @@
 /** Start-up shared by the Bun and Node entries: configuration, models, listening, graceful shutdown. */
+import type { Context } from "hono";
 import { createApp } from "./app.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { ModelRepository } from "./engine/repository.ts";
 import { createLogger } from "./lib/logger.ts";
+import { loadKeyStore, type KeyStore } from "./middleware/api-key/index.ts";
+import { MemoryStore, RedisStore, type RateLimitStore } from "./middleware/rate-limit/index.ts";
 
 export type Listening = { url: string; stop: () => Promise<void> };
 export type Listen = (app: ReturnType<typeof createApp>, config: Config) => Promise<Listening>;
 
-export async function boot(listen: Listen) {
+/**
+ * Starts the server: `listen` is the runtime's (Bun.serve or @hono/node-server), `clientAddress` reads the
+ * peer address from that runtime's connection info.
+ */
+export async function boot(listen: Listen, clientAddress: (c: Context) => string | undefined) {
   let config: Config;
   try {
     config = loadConfig();
@@ -19,13 +26,23 @@ export async function boot(listen: Listen) {
 
   let repository: ModelRepository;
   let app: ReturnType<typeof createApp>;
+  let rateLimitStore: RateLimitStore;
   try {
+    let keys: KeyStore | undefined;
+    if (config.API_KEYS_FILE) {
+      keys = loadKeyStore(config.API_KEYS_FILE);
+      logger.info({ file: config.API_KEYS_FILE, keys: keys.keys.length }, "API keys loaded");
+    } else {
+      logger.warn("API_KEYS_FILE is not set: authentication is OFF and every route is open (set it before exposing this server)");
+    }
+    rateLimitStore = config.REDIS_URL ? new RedisStore({ url: config.REDIS_URL }) : new MemoryStore();
+    logger.info({ store: config.REDIS_URL ? "redis" : "memory" }, "rate limits kept in " + (config.REDIS_URL ? "Redis" : "process memory"));
     repository = new ModelRepository(config.MODELS_DIR, {
       sessionsPerModel: config.SESSIONS_PER_MODEL,
       intraOpThreads: config.INTRA_OP_THREADS,
       batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
     });
-    app = createApp({ config, repository, logger });
+    app = createApp({ config, repository, logger, keys, rateLimitStore, clientAddress });
   } catch (error) {
     logger.fatal(error instanceof Error ? error.message : String(error));
     process.exit(1);
@@ -50,6 +67,7 @@ export async function boot(listen: Listen) {
     logger.info({ signal }, "shutting down");
     await server.stop();
     await repository.close();
+    await rateLimitStore.close();
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -3,6 +3,7 @@
  * Node does not run TypeScript, so `npm run start:node` bundles this file and the session worker first.
  */
 import { serve } from "@hono/node-server";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import { boot } from "./boot.ts";
 
 await boot((app, config) => {
@@ -14,4 +15,4 @@ await boot((app, config) => {
       resolve({ url: `http://${config.HOST}:${port}/`, stop: () => new Promise<void>((done) => server.close(() => done())) });
     });
   });
-});
+}, (c) => getConnInfo(c).remote.address);

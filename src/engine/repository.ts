@@ -142,6 +142,7 @@ export class ModelRepository {
       intraOpThreads: this.options.intraOpThreads,
     });
     try {
+      if (manifest.task !== "tabular-classification") throw new EngineError("load_failed", `${manifest.name}: task '${manifest.task}' is not served yet`);
       const model = new TabularClassifier(manifest, pool, this.options.batching);
       await model.selfTest();
       return model;

@@ -1,6 +1,7 @@
 /** The router factory every route module uses, and the schemas all of them share. */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
+import type { Scope } from "../middleware/api-key/key-store.ts";
 import { ProblemError, problemResponse, problemType, statusTitle, validationProblem } from "./problem.ts";
 
 /** One router per resource; every validation failure is shaped by this one hook. */
@@ -70,9 +71,6 @@ export const jsonBodyErrors = [400, 413, 415, 422, 500] as const;
 /** The errors any route behind an API key and the rate limiter can answer. */
 export const authErrors = [401, 403, 429] as const;
 
-/** API-key scopes: what a key may do. */
-export const SCOPES = ["predict", "generate", "admin"] as const;
-export type Scope = (typeof SCOPES)[number];
 
 /** The security schemes every protected operation accepts: either header carries the same key. */
 export const securitySchemes = {

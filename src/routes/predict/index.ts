@@ -1,5 +1,6 @@
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { TabularManifest } from "../../engine/manifest.ts";
+import type { AppEnv } from "../../lib/env.ts";
 import { createRouter } from "../../lib/openapi.ts";
 import { predictHandlers } from "./predict.handlers.ts";
 import { predictRoutes } from "./predict.routes.ts";
@@ -7,7 +8,7 @@ import { predictRoutes } from "./predict.routes.ts";
 export function predictRouter(repository: ModelCatalog, defaultModel: TabularManifest, maxInstances: number) {
   const routes = predictRoutes(defaultModel, maxInstances);
   const handlers = predictHandlers(repository, defaultModel.name);
-  return createRouter()
+  return createRouter<AppEnv>()
     .openapi(routes.v1, handlers.v1)
     .openapi(routes.batch, handlers.batch)
     .openapi(routes.byName, handlers.byName)

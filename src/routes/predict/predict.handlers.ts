@@ -1,4 +1,8 @@
 import type { RouteHandler } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { setMetric } from "hono/timing";
+import type { BatchTiming } from "../../engine/batcher.ts";
+import type { AppEnv } from "../../lib/env.ts";
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { TabularManifest } from "../../engine/manifest.ts";
 import { ProblemError, problemType, validationProblem } from "../../lib/problem.ts";
@@ -16,33 +20,43 @@ export function predictHandlers(repository: ModelCatalog, defaultModel: string) 
     return model;
   };
   const ref = (m: TabularManifest) => ({ model: m.name, version: m.version });
+  /** Server-Timing gets the engine's queue and inference time; the access log gets the model. */
+  const record = (c: Context<AppEnv>, manifest: TabularManifest, timing: BatchTiming) => {
+    c.set("model", manifest.name);
+    setMetric(c, "queue", timing.queueMs);
+    setMetric(c, "inference", timing.inferenceMs);
+  };
 
-  const v1: RouteHandler<PredictRoutes["v1"]> = async (c) => {
+  const v1: RouteHandler<PredictRoutes["v1"], AppEnv> = async (c) => {
     const model = tabular(defaultModel);
-    const { predictions: [prediction] } = await model.predict([c.req.valid("json").features]);
+    const { predictions: [prediction], timing } = await model.predict([c.req.valid("json").features]);
+    record(c, model.manifest, timing);
     return c.json({ ...ref(model.manifest), ...prediction! }, 200);
   };
 
-  const batch: RouteHandler<PredictRoutes["batch"]> = async (c) => {
+  const batch: RouteHandler<PredictRoutes["batch"], AppEnv> = async (c) => {
     const model = tabular(defaultModel);
-    const { predictions } = await model.predict(c.req.valid("json").instances);
+    const { predictions, timing } = await model.predict(c.req.valid("json").instances);
+    record(c, model.manifest, timing);
     return c.json({ ...ref(model.manifest), predictions }, 200);
   };
 
-  const byName: RouteHandler<PredictRoutes["byName"]> = async (c) => {
+  const byName: RouteHandler<PredictRoutes["byName"], AppEnv> = async (c) => {
     const model = tabular(c.req.valid("param").name);
     // The route's schema only knows "an array of numbers"; the model's manifest knows count and ranges.
     const parsed = positionalFeatures(model.manifest).safeParse(c.req.valid("json").features);
     if (!parsed.success) throw validationProblem(parsed.error.issues, ["features"]);
-    const { predictions: [prediction] } = await model.predict([parsed.data]);
+    const { predictions: [prediction], timing } = await model.predict([parsed.data]);
+    record(c, model.manifest, timing);
     return c.json({ ...ref(model.manifest), ...prediction! }, 200);
   };
 
-  const v2: RouteHandler<PredictRoutes["v2"]> = async (c) => {
+  const v2: RouteHandler<PredictRoutes["v2"], AppEnv> = async (c) => {
     const model = tabular(defaultModel);
     const named = c.req.valid("json");
     const row = model.manifest.features.map((f) => named[f.name]!);
-    const { predictions: [p] } = await model.predict([row]);
+    const { predictions: [p], timing } = await model.predict([row]);
+    record(c, model.manifest, timing);
     const probabilities = Object.fromEntries(model.manifest.labels.map((label, i) => [label, p!.probabilities[i]!]));
     return c.json({ ...ref(model.manifest), label: p!.label, confidence: p!.probabilities[p!.class]!, probabilities }, 200);
   };

@@ -1,0 +1,94 @@
+/**
+ * A throwaway redis-server for tests: no persistence, loopback only, on a free port. startRedis() resolves when
+ * the server logs "Ready to accept connections" (an event, not a sleep); stop() ends it.
+ */
+import type { Subprocess } from "bun";
+
+const REDIS_SERVER = "/usr/bin/redis-server";
+
+export type TestRedis = {
+  /** e.g. redis://127.0.0.1:40123 */
+  url: string;
+  port: number;
+  /** The server's process id, to pause it (SIGSTOP) in tests of a Redis that stops answering. */
+  pid: number;
+  /** Ends the server (resuming it first if it was paused); resolves once it has exited. Safe to call twice. */
+  stop(): Promise<void>;
+};
+
+const running = new Set<Subprocess>();
+process.once("exit", () => {
+  for (const proc of running) proc.kill("SIGKILL");
+});
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = probe;
+  probe.stop(true);
+  return port;
+}
+
+/**
+ * Starts redis-server and resolves when it accepts connections. Pass `port` to restart one on the port a
+ * stopped server had; otherwise a free port is picked (and another tried if it is taken meanwhile).
+ */
+export async function startRedis(options: { port?: number } = {}): Promise<TestRedis> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < (options.port ? 1 : 3); attempt++) {
+    try {
+      return await launch(options.port ?? freePort());
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+async function launch(port: number): Promise<TestRedis> {
+  const proc = Bun.spawn([REDIS_SERVER, "--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  running.add(proc);
+  const output: string[] = [];
+  let resolveReady!: () => void;
+  const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+
+  // Reads the log to the end, so the pipe never fills, and signals the first "Ready to accept connections".
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of stream) {
+      buffered += decoder.decode(chunk, { stream: true });
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        output.push(line);
+        if (line.includes("Ready to accept connections")) resolveReady();
+      }
+    }
+  };
+  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr), proc.exited]).then(() => {
+    running.delete(proc);
+  });
+
+  const outcome = await Promise.race([ready.then(() => "ready" as const), exited.then(() => "exited" as const)]);
+  if (outcome === "exited") {
+    throw new Error(`redis-server on port ${port} exited before it was ready (code ${proc.exitCode}); output:\n${output.join("\n")}`);
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    pid: proc.pid,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        // A paused server would hold SIGTERM until resumed.
+        proc.kill("SIGCONT");
+        proc.kill("SIGTERM");
+      }
+      await exited;
+    },
+  };
+}
