@@ -19,8 +19,12 @@ import { rateLimit, type RateLimitStore } from "./middleware/rate-limit/index.ts
 import { processTime } from "./middleware/timing/index.ts";
 import { ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";
+import { generateRouter } from "./routes/generate/index.ts";
+import { openAIErrors } from "./routes/openai/errors.ts";
+import { openAIRouter } from "./routes/openai/index.ts";
 import { healthRouter } from "./routes/health/index.ts";
 import { modelsRouter } from "./routes/models/index.ts";
+import { playgroundRouter } from "./routes/playground/index.ts";
 import { predictRouter } from "./routes/predict/index.ts";
 import { Prediction, PredictionV2 } from "./routes/predict/predict.schemas.ts";
 import pkg from "../package.json" with { type: "json" };
@@ -28,7 +32,17 @@ import pkg from "../package.json" with { type: "json" };
 export type AppDeps = {
   config: Pick<
     Config,
-    "DEFAULT_MODEL" | "MAX_BATCH_INSTANCES" | "BODY_LIMIT_BYTES" | "CORS_ORIGINS" | "RATE_LIMIT_CAPACITY" | "RATE_LIMIT_REFILL_PER_SECOND" | "RATE_LIMIT_FAIL_OPEN"
+    | "DEFAULT_MODEL"
+    | "DEFAULT_TEXT_MODEL"
+    | "MAX_BATCH_INSTANCES"
+    | "BODY_LIMIT_BYTES"
+    | "CORS_ORIGINS"
+    | "RATE_LIMIT_CAPACITY"
+    | "RATE_LIMIT_REFILL_PER_SECOND"
+    | "RATE_LIMIT_FAIL_OPEN"
+    | "MAX_TOKENS"
+    | "MAX_PROMPT_CHARS"
+    | "SSE_KEEPALIVE_MS"
   >;
   repository: ModelCatalog;
   logger: Logger;
@@ -70,10 +84,23 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
   }
   if (defaultModel.task !== "tabular-classification") throw new ConfigError(`DEFAULT_MODEL=${config.DEFAULT_MODEL}: not a tabular model`);
 
+  const textModels = repository.manifests.filter((m) => m.task === "text-generation").map((m) => m.name);
+  if (config.DEFAULT_TEXT_MODEL && !textModels.includes(config.DEFAULT_TEXT_MODEL)) {
+    throw new ConfigError(`DEFAULT_TEXT_MODEL=${config.DEFAULT_TEXT_MODEL}: no text-generation model of that name in ${repository.root} (found ${textModels.join(", ") || "none"})`);
+  }
+  const generation = {
+    defaultModel: config.DEFAULT_TEXT_MODEL ?? textModels[0],
+    maxTokens: config.MAX_TOKENS,
+    maxPromptChars: config.MAX_PROMPT_CHARS,
+    keepAliveMs: config.SSE_KEEPALIVE_MS,
+  };
+
   const api = createRouter<AppEnv>()
     .route("/", healthRouter(repository, pkg.version))
     .route("/", predictRouter(repository, defaultModel, config.MAX_BATCH_INSTANCES))
-    .route("/", modelsRouter(repository));
+    .route("/", modelsRouter(repository))
+    .route("/", generateRouter(repository, generation))
+    .route("/", openAIRouter(repository, generation));
   documentVersionedPredict(api);
 
   for (const [name, scheme] of Object.entries(securitySchemes)) api.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
@@ -99,8 +126,20 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
       maxAge: 600,
     }),
   );
+  // OpenAI-compatible routes translate every problem below this point into OpenAI's error shape.
+  for (const path of ["/v1/completions", "/v1/chat/completions", "/v1/models"]) app.use(path, openAIErrors());
+  app.on("GET", "/v1/models/:model", openAIErrors());
   // Authentication before the rate limit, so a limit is per key; both before the body is read.
-  if (keys) app.use(apiKeyAuth({ keys, scopeFor }));
+  if (keys) {
+    app.use(
+      apiKeyAuth({
+        keys,
+        scopeFor,
+        // EventSource cannot send headers: the streaming GET alone may carry the key in its query.
+        queryParam: (c) => (c.req.method === "GET" && c.req.path === "/v1/generate" ? c.req.query("api_key") : undefined),
+      }),
+    );
+  }
   app.use(
     rateLimit({
       store: rateLimitStore,
@@ -121,7 +160,7 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
         problemResponse(c, new ProblemError(413, "Content Too Large", `The request body is larger than ${config.BODY_LIMIT_BYTES} bytes.`)),
     }),
   );
-  app.get("/", (c) => c.redirect("/docs"));
+  app.route("/", playgroundRouter());
   app.route("/", api);
   // Reached only when API-Version names no version this server has.
   app.post("/predict", (c) => {

@@ -41,6 +41,12 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
       sessionsPerModel: config.SESSIONS_PER_MODEL,
       intraOpThreads: config.INTRA_OP_THREADS,
       batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
+      generation: {
+        maxStreams: config.GENERATION_MAX_STREAMS,
+        maxQueue: config.GENERATION_MAX_QUEUE,
+        maxTokens: config.MAX_TOKENS,
+        maxGenerationMs: config.GENERATION_TIMEOUT_MS,
+      },
     });
     app = createApp({ config, repository, logger, keys, rateLimitStore, clientAddress });
   } catch (error) {

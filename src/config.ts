@@ -28,6 +28,21 @@ export const ConfigSchema = z.object({
   /** Largest request body, in bytes. */
   BODY_LIMIT_BYTES: int(1, 1 << 30).default(1 << 20),
 
+  /** The text-generation model used when a request names none; default: the first one in MODELS_DIR. */
+  DEFAULT_TEXT_MODEL: z.string().min(1).optional(),
+  /** The most tokens one generation may ask for. */
+  MAX_TOKENS: int(1, 1_000_000).default(256),
+  /** The longest prompt, in characters (the context length limits it in tokens too). */
+  MAX_PROMPT_CHARS: int(1, 10_000_000).default(8192),
+  /** Generations that share decode steps at once, per text model; more wait in a queue. */
+  GENERATION_MAX_STREAMS: int(1, 1024).default(16),
+  /** Generations that may wait for a slot; more are refused with 503. */
+  GENERATION_MAX_QUEUE: int(0, 1_000_000).default(64),
+  /** A generation is ended (finish_reason "length") after this long. */
+  GENERATION_TIMEOUT_MS: int(1, 86_400_000).default(60_000),
+  /** Milliseconds without a token before an SSE stream gets a keep-alive comment. */
+  SSE_KEEPALIVE_MS: int(100, 600_000).default(5_000),
+
   /** JSON file of API-key hashes and scopes; without it, authentication is off. */
   API_KEYS_FILE: z.string().min(1).optional(),
   /** Token bucket per API key (per client IP without keys): burst size and tokens added per second. */

@@ -33,7 +33,25 @@ export const TabularManifest = z.object({
 });
 export type TabularManifest = z.infer<typeof TabularManifest>;
 
-export const ModelManifest = z.discriminatedUnion("task", [TabularManifest]);
+export const TextGenerationManifest = z.object({
+  ...common,
+  task: z.literal("text-generation"),
+  /** The Hugging Face tokenizer.json beside model.onnx (a file name in the model's folder). */
+  tokenizer: z
+    .string()
+    .regex(/^[^/\\]+$/, "the tokenizer is a file name in the model's folder")
+    .refine((name) => name !== "." && name !== "..", "the tokenizer is a file name in the model's folder")
+    .default("tokenizer.json"),
+  /** Tokens the model can attend to: prompt plus completion. */
+  context_length: z.number().int().positive(),
+  /** The token that ends a generation; without it a generation ends only at max_tokens, a stop sequence or the context. */
+  eos_token: z.string().min(1).optional(),
+  /** Informational (layers, heads, ...); the engine reads the real shape from the ONNX graph. */
+  architecture: z.record(z.string(), z.unknown()).optional(),
+});
+export type TextGenerationManifest = z.infer<typeof TextGenerationManifest>;
+
+export const ModelManifest = z.discriminatedUnion("task", [TabularManifest, TextGenerationManifest]);
 export type ModelManifest = z.infer<typeof ModelManifest>;
 export type ModelTask = ModelManifest["task"];
 
@@ -56,4 +74,18 @@ export function readManifest(dir: string): ModelManifest {
     throw new ManifestError(`${file}: ${issues.join("; ")}`);
   }
   return result.data;
+}
+
+/** A manifest of one task. */
+export type ManifestOf<T extends ModelTask> = Extract<ModelManifest, { task: T }>;
+
+/** Reads `<dir>/model.json` like readManifest, and throws a ManifestError unless it is a manifest of `task`. */
+export function readManifestOf<T extends ModelTask>(dir: string, task: T): ManifestOf<T> {
+  const manifest = readManifest(dir);
+  if (!isManifestOf(manifest, task)) throw new ManifestError(`${join(dir, "model.json")}: task is '${manifest.task}', expected '${task}'`);
+  return manifest;
+}
+
+export function isManifestOf<T extends ModelTask>(manifest: ModelManifest, task: T): manifest is ManifestOf<T> {
+  return manifest.task === task;
 }

@@ -8,17 +8,21 @@ import { EngineError } from "./errors.ts";
 import { ManifestError, readManifest, type ModelManifest } from "./manifest.ts";
 import { SessionPool } from "./session-pool.ts";
 import { TabularClassifier, type BatchingOptions, type TabularModel } from "./tabular.ts";
+import { TextGenerator, type TextGeneratorOptions, type TextModel } from "./text/generator.ts";
 
 export type EngineOptions = {
+  /** Tabular models: sessions (worker threads) per model. */
   sessionsPerModel: number;
   intraOpThreads: number;
   batching: BatchingOptions;
+  /** Text-generation models: one worker each, with continuous batching. */
+  generation: Omit<TextGeneratorOptions, "intraOpThreads">;
 };
 
 export type ModelState = "loading" | "ready" | "failed";
 
 /** A loaded model, whatever its task. */
-export type ServedModel = TabularModel;
+export type ServedModel = TabularModel | TextModel;
 
 /** What the HTTP layer needs of a repository; tests of routes may bring a fake. */
 export type ModelCatalog = Pick<ModelRepository, "root" | "manifests" | "get" | "reload" | "status" | "selfTest">;
@@ -46,7 +50,8 @@ export class ModelRepository {
       const dir = join(root, name);
       if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model.json"))) continue;
       const manifest = readManifest(dir);
-      if (this.entries.has(manifest.name)) throw new ManifestError(`${dir}: a model named '${manifest.name}' already exists`);
+      // As in Triton and KServe, the folder is the model's name: one name to look for on disk and in the API.
+      if (manifest.name !== name) throw new ManifestError(`${dir}: the manifest names the model '${manifest.name}', but its folder is '${name}'`);
       this.entries.set(manifest.name, { dir, manifest, state: "loading" });
     }
   }
@@ -137,12 +142,14 @@ export class ModelRepository {
   }
 
   private async load(dir: string, manifest: ModelManifest): Promise<ServedModel> {
+    if (manifest.task === "text-generation") {
+      return TextGenerator.create(dir, manifest, { ...this.options.generation, intraOpThreads: this.options.intraOpThreads });
+    }
     const pool = await SessionPool.create(join(dir, "model.onnx"), {
       size: this.options.sessionsPerModel,
       intraOpThreads: this.options.intraOpThreads,
     });
     try {
-      if (manifest.task !== "tabular-classification") throw new EngineError("load_failed", `${manifest.name}: task '${manifest.task}' is not served yet`);
       const model = new TabularClassifier(manifest, pool, this.options.batching);
       await model.selfTest();
       return model;

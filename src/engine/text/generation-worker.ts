@@ -1,0 +1,391 @@
+/**
+ * A worker thread that owns one decoder-with-past ONNX session (Hugging Face Optimum's convention), the
+ * tokenizer and every stream's KV cache, and runs continuous batching: streams join and leave between decode
+ * steps, and each step is one batched ONNX run over all active streams.
+ *
+ * The running batch's cache is the previous step's `present.*` outputs, fed back unchanged as `past_key_values.*`.
+ * Rows are aligned on the right (left padding): row b's real keys are the last `length_b` of the cache's
+ * `pastLength` columns and the rest are zeros its attention mask hides; position_ids carry each row's own
+ * positions. The cache is rebuilt (copied) only when membership changes: a newcomer is prefilled alone and
+ * merged in, rows that ended are dropped, and leading columns that every remaining row masks are trimmed.
+ */
+import { readFileSync } from "node:fs";
+import { parentPort, workerData } from "node:worker_threads";
+import { Tokenizer } from "@huggingface/tokenizers";
+import * as ort from "onnxruntime-node";
+import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, ToWorker } from "./protocol.ts";
+import { sampleToken, seededRandom, type Random } from "./sampling.ts";
+import { IncrementalDecoder, StopMatcher } from "./text-stream.ts";
+
+const init = workerData as GenerationWorkerInit;
+const port = parentPort!;
+const send = (message: FromWorker) => port.postMessage(message);
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** What the engine needs to know of the graph, all read from its metadata. */
+type Graph = ModelShape & { pastNames: string[]; presentNames: string[] };
+
+function readGraph(session: ort.InferenceSession, tokenizer: Tokenizer): Graph {
+  const tensors = (list: readonly ort.InferenceSession.ValueMetadata[]) =>
+    new Map(list.map((m) => [m.name, m.isTensor ? { type: String(m.type), shape: [...m.shape] } : undefined]));
+  const inputs = tensors(session.inputMetadata);
+  const outputs = tensors(session.outputMetadata);
+  const problem = (message: string) => new Error(`${message} (inputs: ${[...inputs.keys()].join(", ")}; outputs: ${[...outputs.keys()].join(", ")})`);
+
+  let layers = 0;
+  while (inputs.has(`past_key_values.${layers}.key`)) layers++;
+  if (layers === 0) throw problem("the graph has no input past_key_values.0.key: it is not a decoder-with-past export");
+  const pastNames: string[] = [];
+  const presentNames: string[] = [];
+  for (let i = 0; i < layers; i++) {
+    for (const kind of ["key", "value"]) {
+      pastNames.push(`past_key_values.${i}.${kind}`);
+      presentNames.push(`present.${i}.${kind}`);
+    }
+  }
+  for (const name of ["input_ids", "attention_mask", "position_ids"]) {
+    if (!inputs.has(name)) throw problem(`the graph has no input '${name}' (left-padded batching needs it)`);
+  }
+  const known = new Set(["input_ids", "attention_mask", "position_ids", ...pastNames]);
+  const unknown = [...inputs.keys()].filter((n) => !known.has(n));
+  if (unknown.length > 0) throw problem(`the graph takes inputs this engine does not supply: ${unknown.join(", ")}`);
+  for (const name of ["logits", ...presentNames]) if (!outputs.has(name)) throw problem(`the graph has no output '${name}'`);
+
+  const first = inputs.get(pastNames[0]!)!;
+  const heads = first.shape[1];
+  const headDim = first.shape[3];
+  if (typeof heads !== "number" || typeof headDim !== "number") {
+    throw problem(`${pastNames[0]} has shape [${first.shape.join(", ")}]; heads (dim 1) and head size (dim 3) must be fixed`);
+  }
+  for (const name of [...pastNames, ...presentNames]) {
+    const t = (inputs.get(name) ?? outputs.get(name))!;
+    if (t.type !== "float32") throw problem(`${name} is ${t.type}; only float32 KV caches are supported`);
+    if (t.shape.length !== 4 || t.shape[1] !== heads || t.shape[3] !== headDim) {
+      throw problem(`${name} has shape [${t.shape.join(", ")}], expected [batch, ${heads}, length, ${headDim}]`);
+    }
+  }
+  const logitsWidth = outputs.get("logits")!.shape[2];
+  const vocab = typeof logitsWidth === "number" ? logitsWidth : tokenizer.get_vocab(true).size;
+  return { layers, heads, headDim, vocab, contextLength: init.contextLength, pastNames, presentNames };
+}
+
+let session: ort.InferenceSession;
+let tokenizer: Tokenizer;
+let graph: Graph;
+let eosId: number | undefined;
+try {
+  tokenizer = new Tokenizer(JSON.parse(readFileSync(init.tokenizerPath, "utf8")), {});
+  if (init.eosToken !== undefined) {
+    eosId = tokenizer.token_to_id(init.eosToken);
+    if (eosId === undefined) throw new Error(`the eos_token '${init.eosToken}' is not in the tokenizer's vocabulary`);
+  }
+  session = await ort.InferenceSession.create(init.modelPath, {
+    intraOpNumThreads: init.intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+  });
+  graph = readGraph(session, tokenizer);
+  const { layers, heads, headDim, vocab, contextLength } = graph;
+  send({ kind: "ready", shape: { layers, heads, headDim, vocab, contextLength } });
+} catch (error) {
+  send({ kind: "load_error", message: describe(error) });
+  process.exit(0);
+}
+
+const decodeText = (ids: number[]) => ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+
+type Stream = {
+  id: number;
+  request: StreamRequest;
+  promptIds: number[];
+  random: Random;
+  decoder: IncrementalDecoder;
+  stopper: StopMatcher;
+  state: "queued" | "active" | "ended";
+  /** When it was admitted to the batch (its time limit counts from here). */
+  startedAt: number;
+  /** Tokens generated so far. */
+  completion: number;
+  /** Tokens in its KV cache. */
+  length: number;
+  /** The token to feed at the next step. */
+  next: number;
+  /** Its own cache ([1, heads, length, headDim] per past name) between prefill and merging into the batch. */
+  cache?: Float32Array[];
+};
+
+const queue: Stream[] = [];
+/** Streams holding a slot: in the batch, being prefilled or about to join. */
+const active = new Map<number, Stream>();
+/** The running batch: rows[b] is row b of every tensor in `past`. Rows that ended stay until the next rebuild. */
+let rows: Stream[] = [];
+let past: ort.Tensor[] = [];
+let pastLength = 0;
+let steps = 0;
+let events: StreamEvent[] = [];
+let statsChanged = false;
+let closing = false;
+let wake: (() => void) | undefined;
+
+function postUpdate() {
+  if (events.length === 0 && !statsChanged) return;
+  send({ kind: "update", stats: { active: active.size, queued: queue.length, steps }, events });
+  events = [];
+  statsChanged = false;
+}
+
+function reject(id: number, code: "invalid_input" | "overloaded" | "not_ready", message: string, retryAfter?: number) {
+  send({ kind: "rejected", id, code, message, ...(retryAfter === undefined ? {} : { retryAfter }) });
+}
+
+function submit(id: number, request: StreamRequest) {
+  if (closing) return reject(id, "not_ready", "the model is being unloaded", 1);
+  let promptIds: number[];
+  try {
+    promptIds = tokenizer.encode(request.prompt).ids;
+  } catch (error) {
+    return reject(id, "invalid_input", `the prompt cannot be tokenized: ${describe(error)}`);
+  }
+  const n = promptIds.length;
+  const context = init.contextLength;
+  if (n === 0) return reject(id, "invalid_input", "the prompt encodes to no tokens");
+  if (n >= context) {
+    return reject(id, "invalid_input", `the prompt is ${n} tokens; the model's context length is ${context} tokens, which leaves no room to generate`);
+  }
+  if (n + request.maxTokens > context) {
+    return reject(
+      id,
+      "invalid_input",
+      `the prompt (${n} tokens) plus max_tokens (${request.maxTokens}) is ${n + request.maxTokens} tokens, more than the model's context length of ${context}; use max_tokens ≤ ${context - n} or a shorter prompt`,
+    );
+  }
+  if (active.size + queue.length >= init.maxStreams + init.maxQueue) {
+    return reject(id, "overloaded", `all ${init.maxStreams} generation slots are busy and the queue is full (${init.maxQueue} waiting)`, 1);
+  }
+  queue.push({
+    id,
+    request,
+    promptIds,
+    random: seededRandom(request.seed),
+    decoder: new IncrementalDecoder(decodeText),
+    stopper: new StopMatcher(request.stop),
+    state: "queued",
+    startedAt: 0,
+    completion: 0,
+    length: 0,
+    next: 0,
+  });
+  send({ kind: "accepted", id, promptTokens: n });
+  statsChanged = true;
+  wake?.();
+}
+
+function cancel(id: number) {
+  const at = queue.findIndex((s) => s.id === id);
+  if (at >= 0) {
+    queue.splice(at, 1)[0]!.state = "ended";
+    statsChanged = true;
+    return postUpdate();
+  }
+  const stream = active.get(id);
+  if (!stream) return; // already finished
+  // Its row leaves the batch before the next step (and a step running now samples nothing for it); the slot
+  // is free now, and the update below says so at once.
+  stream.state = "ended";
+  active.delete(id);
+  statsChanged = true;
+  postUpdate();
+}
+
+function finish(stream: Stream, reason: "stop" | "length", flush = true) {
+  if (flush) {
+    const tail = stream.stopper.push(stream.decoder.flush());
+    const text = tail.stopped ? tail.text : tail.text + stream.stopper.flush();
+    if (tail.stopped) reason = "stop";
+    if (text) events.push({ id: stream.id, type: "token", text, index: Math.max(0, stream.completion - 1) });
+  }
+  const promptTokens = stream.promptIds.length;
+  const completionTokens = stream.completion;
+  events.push({ id: stream.id, type: "done", finishReason: reason, usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens } });
+  end(stream);
+}
+
+function fail(stream: Stream, error: unknown) {
+  events.push({ id: stream.id, type: "error", message: describe(error) });
+  end(stream);
+}
+
+function end(stream: Stream) {
+  stream.state = "ended";
+  stream.cache = undefined;
+  active.delete(stream.id);
+  statsChanged = true;
+}
+
+/** Takes a sampled token: emits its text, or ends the stream. The EOS token counts as generated but has no text. */
+function accept(stream: Stream, token: number) {
+  if (stream.state !== "active") return;
+  const index = stream.completion++;
+  if (token === eosId) return finish(stream, "stop");
+  const { text, stopped } = stream.stopper.push(stream.decoder.push(token));
+  if (text) events.push({ id: stream.id, type: "token", text, index });
+  if (stopped) return finish(stream, "stop", false);
+  if (stream.completion >= stream.request.maxTokens || stream.promptIds.length + stream.completion >= init.contextLength) {
+    return finish(stream, "length");
+  }
+  stream.next = token;
+}
+
+const int64 = (values: BigInt64Array, dims: number[]) => new ort.Tensor("int64", values, dims);
+
+function lastLogits(output: ort.Tensor | undefined, row: number): Float32Array {
+  if (!output || output.dims.length !== 3) throw new Error("the graph returned no [batch, sequence, vocab] logits");
+  const [, sequence, vocab] = output.dims as [number, number, number];
+  const at = (row * sequence + sequence - 1) * vocab;
+  return (output.data as Float32Array).subarray(at, at + vocab);
+}
+
+/** Runs the prompt alone (batch 1, empty past), keeps its cache and samples its first token. */
+async function prefill(stream: Stream) {
+  const n = stream.promptIds.length;
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: int64(BigInt64Array.from(stream.promptIds, BigInt), [1, n]),
+    attention_mask: int64(new BigInt64Array(n).fill(1n), [1, n]),
+    position_ids: int64(BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [1, n]),
+  };
+  for (const name of graph.pastNames) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [1, graph.heads, 0, graph.headDim]);
+  let logits: Float32Array;
+  try {
+    const out = await session.run(feeds);
+    stream.cache = graph.presentNames.map((name) => {
+      const t = out[name];
+      if (!t || t.dims[0] !== 1 || t.dims[2] !== n) throw new Error(`${name} has shape [${t?.dims.join(", ")}] after a prefill of ${n} tokens`);
+      return t.data as Float32Array;
+    });
+    logits = lastLogits(out.logits, 0);
+  } catch (error) {
+    if (stream.state === "active") fail(stream, error);
+    return;
+  }
+  stream.length = n;
+  accept(stream, sampleToken(logits, stream.request, stream.random));
+}
+
+/** Makes `rows` the streams still active plus the newcomers, copying each row's real columns right-aligned. */
+function rebuild(joining: Stream[]) {
+  const kept = rows.map((stream, row) => ({ stream, row })).filter((r) => r.stream.state === "active");
+  const joined = joining.filter((s) => s.state === "active" && s.cache);
+  const all = [...kept.map((r) => r.stream), ...joined];
+  const length = Math.max(0, ...all.map((s) => s.length));
+  const { heads: H, headDim: D } = graph;
+  past = graph.pastNames.map((_, n) => {
+    const data = new Float32Array(all.length * H * length * D);
+    const copy = (source: Float32Array, sourceRow: number, sourceLength: number, row: number, len: number) => {
+      for (let h = 0; h < H; h++) {
+        const from = ((sourceRow * H + h) * sourceLength + sourceLength - len) * D;
+        data.set(source.subarray(from, from + len * D), ((row * H + h) * length + length - len) * D);
+      }
+    };
+    kept.forEach((r, b) => copy(past[n]!.data as Float32Array, r.row, pastLength, b, r.stream.length));
+    joined.forEach((s, j) => copy(s.cache![n]!, 0, s.length, kept.length + j, s.length));
+    return new ort.Tensor("float32", data, [all.length, H, length, D]);
+  });
+  for (const s of joined) s.cache = undefined;
+  rows = all;
+  pastLength = length;
+}
+
+/** One decode step: every row feeds its next token; the outputs become the cache as they are. */
+async function step() {
+  const B = rows.length;
+  const T = pastLength;
+  const ids = new BigInt64Array(B);
+  const positions = new BigInt64Array(B);
+  const mask = new BigInt64Array(B * (T + 1));
+  rows.forEach((s, b) => {
+    ids[b] = BigInt(s.next);
+    positions[b] = BigInt(s.length);
+    mask.fill(1n, b * (T + 1) + T - s.length, (b + 1) * (T + 1));
+  });
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: int64(ids, [B, 1]),
+    attention_mask: int64(mask, [B, T + 1]),
+    position_ids: int64(positions, [B, 1]),
+  };
+  graph.pastNames.forEach((name, n) => (feeds[name] = past[n]!));
+  let logits: Float32Array[];
+  try {
+    const out = await session.run(feeds);
+    past = graph.presentNames.map((name) => {
+      const t = out[name];
+      if (!t || t.dims[0] !== B || t.dims[2] !== T + 1) throw new Error(`${name} has shape [${t?.dims.join(", ")}], expected [${B}, ${graph.heads}, ${T + 1}, ${graph.headDim}]`);
+      return t;
+    });
+    logits = rows.map((_, b) => lastLogits(out.logits, b));
+  } catch (error) {
+    for (const s of rows) if (s.state === "active") fail(s, error);
+    rows = [];
+    past = [];
+    pastLength = 0;
+    return;
+  }
+  steps++;
+  statsChanged = true;
+  pastLength = T + 1;
+  rows.forEach((s, b) => {
+    s.length++;
+    if (s.state === "active") accept(s, sampleToken(logits[b]!, s.request, s.random));
+  });
+}
+
+async function loop() {
+  for (;;) {
+    const now = performance.now();
+    for (const s of active.values()) if (now - s.startedAt > init.maxGenerationMs) finish(s, "length");
+
+    const joining: Stream[] = [];
+    while (queue.length > 0 && active.size < init.maxStreams) {
+      const stream = queue.shift()!;
+      stream.state = "active";
+      stream.startedAt = performance.now();
+      active.set(stream.id, stream);
+      statsChanged = true;
+      await prefill(stream);
+      if (stream.state === "active") joining.push(stream);
+    }
+    if (joining.length > 0 || rows.some((s) => s.state !== "active")) rebuild(joining);
+    if (rows.length > 0) await step();
+    postUpdate();
+
+    if (rows.length > 0 || queue.length > 0) {
+      // Let cancellations and new requests in before the next step.
+      await new Promise((resolve) => setImmediate(resolve));
+    } else if (closing) {
+      break;
+    } else {
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  }
+}
+
+port.on("message", (message: ToWorker) => {
+  if (message.kind === "submit") submit(message.id, message.request);
+  else if (message.kind === "cancel") cancel(message.id);
+  else if (message.kind === "close") {
+    closing = true;
+    wake?.();
+  }
+});
+
+try {
+  await loop();
+} catch (error) {
+  // A bug, not a model failure: fail everyone rather than hang them.
+  for (const s of [...active.values(), ...queue]) fail(s, error);
+  queue.length = 0;
+  postUpdate();
+}
+await session.release();
+port.close();

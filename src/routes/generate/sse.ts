@@ -1,0 +1,47 @@
+/** Server-sent events shared by the generation routes: one stream of engine events, with keep-alive comments. */
+import type { SSEStreamingApi } from "hono/streaming";
+import type { GenerationEvent } from "../../engine/text/generator.ts";
+
+/**
+ * Feeds each generation event to `onEvent`, writing an SSE comment (`: keep-alive`) whenever `keepAliveMs`
+ * pass without one, so idle timeouts (Bun's 10 s, proxies') do not cut a stream that waits for a slot or a
+ * slow token. Returns when the events end or the client has gone.
+ */
+export async function pumpEvents(
+  events: AsyncIterable<GenerationEvent>,
+  stream: SSEStreamingApi,
+  keepAliveMs: number,
+  onEvent: (event: GenerationEvent) => Promise<void>,
+): Promise<void> {
+  const iterator = events[Symbol.asyncIterator]();
+  let next = iterator.next();
+  try {
+    while (!stream.aborted) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const tick = new Promise<"tick">((resolve) => (timer = setTimeout(() => resolve("tick"), keepAliveMs)));
+      const result = await Promise.race([next, tick]);
+      clearTimeout(timer);
+      if (result === "tick") {
+        await stream.write(": keep-alive\n\n");
+        continue;
+      }
+      if (result.done) return;
+      await onEvent(result.value);
+      next = iterator.next();
+    }
+  } finally {
+    // Client gone or an error: ending the iteration cancels the generation and frees its slot.
+    await iterator.return?.();
+  }
+}
+
+/**
+ * An abort signal for the engine that fires when the client goes away: the request's own signal covers a
+ * disconnect before streaming starts, `stream.onAbort` (see `watch`) one during it.
+ */
+export function disconnection(request: Request) {
+  const controller = new AbortController();
+  const abort = () => controller.abort(new Error("client disconnected"));
+  request.signal.addEventListener("abort", abort, { once: true });
+  return { signal: controller.signal, watch: (stream: SSEStreamingApi) => stream.onAbort(abort) };
+}

@@ -1,0 +1,21 @@
+/** Engine settings and look-ups shared by tests that load real models. */
+import type { EngineOptions, ModelRepository } from "../../src/engine/repository.ts";
+import type { TabularModel } from "../../src/engine/tabular.ts";
+
+/** Small, valid engine options; `overrides` replace whole top-level entries. */
+export function engineOptions(overrides: Partial<EngineOptions> = {}): EngineOptions {
+  return {
+    sessionsPerModel: 1,
+    intraOpThreads: 1,
+    batching: { maxBatchSize: 32, maxWaitMs: 1, maxQueue: 1024 },
+    generation: { maxStreams: 4, maxQueue: 16, maxTokens: 64, maxGenerationMs: 60_000 },
+    ...overrides,
+  };
+}
+
+/** The loaded tabular model `name`; throws if it is of another task. */
+export function tabularModel(repository: Pick<ModelRepository, "get">, name: string): TabularModel {
+  const model = repository.get(name);
+  if (model.task !== "tabular-classification") throw new Error(`${name} is a ${model.task} model, not a tabular one`);
+  return model;
+}

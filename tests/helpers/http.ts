@@ -1,0 +1,62 @@
+/** Route-test helpers: an app over a fake repository, JSON requests, and the problem+json contract. */
+import { expect } from "bun:test";
+import { createApp } from "../../src/app.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createLogger, type Logger } from "../../src/lib/logger.ts";
+import { MemoryStore } from "../../src/middleware/rate-limit/index.ts";
+import { FakeRepository } from "./fake-repository.ts";
+
+export type TestApp = ReturnType<typeof createApp>;
+
+/**
+ * The app as the server builds it, over a FakeRepository (iris and wine by default), with a silent logger,
+ * no API keys and rate limits in memory, too generous to be hit unless a test sets RATE_LIMIT_CAPACITY.
+ */
+export function makeApp(env: Record<string, string> = {}, repository = new FakeRepository(), logger: Logger = createLogger("silent")) {
+  const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", ...env });
+  const app = createApp({ config, repository, logger, rateLimitStore: new MemoryStore() });
+  return { app, repository, config };
+}
+
+/** POSTs `body` as JSON (a string is sent as is). */
+export function postJson(app: TestApp, path: string, body: unknown, headers: Record<string, string> = {}) {
+  return app.request(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+export type ProblemBody = {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  errors?: { path: string; message: string }[];
+};
+
+/**
+ * Asserts the RFC 9457 contract of an error response: the status, Content-Type application/problem+json, and
+ * a body of exactly type, title, status (= the HTTP status), detail, instance (+ errors for validation, and
+ * request_id when the app assigns request ids). Returns the body, without request_id, for further checks.
+ */
+export async function expectProblem(res: Response, status: number, instance: string): Promise<ProblemBody> {
+  const text = await res.text();
+  expect({ status: res.status, body: text }).toMatchObject({ status });
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  const { request_id: requestId, ...body } = JSON.parse(text) as ProblemBody & { request_id?: unknown };
+  if (requestId !== undefined) expect(typeof requestId).toBe("string");
+  const keys = Object.keys(body).filter((k) => k !== "errors");
+  expect(keys.sort()).toEqual(["detail", "instance", "status", "title", "type"]);
+  expect(body.status).toBe(status);
+  expect(body.instance).toBe(instance);
+  expect(typeof body.type).toBe("string");
+  expect(body.title).not.toBe("");
+  expect(body.detail).not.toBe("");
+  if (body.errors !== undefined) {
+    expect(body.errors.length).toBeGreaterThan(0);
+    for (const e of body.errors) expect(Object.keys(e).sort()).toEqual(["message", "path"]);
+  }
+  return body;
+}
