@@ -17,7 +17,7 @@ import { accessLog } from "./middleware/access-log/index.ts";
 import { apiKeyAuth, type KeyStore } from "./middleware/api-key/index.ts";
 import { rateLimit, type RateLimitStore } from "./middleware/rate-limit/index.ts";
 import { processTime } from "./middleware/timing/index.ts";
-import { ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
+import { clientPath, ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";
 import { generateRouter } from "./routes/generate/index.ts";
 import { openAIErrors } from "./routes/openai/errors.ts";
@@ -177,7 +177,7 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
     }),
   );
 
-  app.notFound((c) => problemResponse(c, new ProblemError(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
+  app.notFound((c) => problemResponse(c, new ProblemError(404, "Not Found", `No route for ${c.req.method} ${clientPath(c)}.`)));
   app.onError(problemErrorHandler(logger));
   return app;
 }

@@ -58,14 +58,7 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
   const server = await listen(app, config);
   logger.info({ url: server.url, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
 
-  const started = performance.now();
-  await repository.loadAll();
-  for (const status of repository.status()) {
-    if (status.state === "ready") logger.info({ model: status.name, version: status.version }, "model ready");
-    else logger.error({ model: status.name, error: status.error }, "model failed to load");
-  }
-  logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
-
+  // Signals are handled from here on, so a stop while models load is graceful too.
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -78,4 +71,13 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+  const started = performance.now();
+  await repository.loadAll();
+  for (const status of repository.status()) {
+    if (status.state === "ready") logger.info({ model: status.name, version: status.version }, "model ready");
+    else logger.error({ model: status.name, error: status.error }, "model failed to load");
+  }
+  logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
+
 }

@@ -71,8 +71,8 @@ export class ConfigError extends Error {
 
 /** Parses the environment; throws a ConfigError naming every invalid variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  // Empty strings count as unset, as in most .env tooling.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  // Blank values count as unset, as in most .env tooling.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
   const result = ConfigSchema.safeParse(present);
   if (result.success) return result.data;
   const lines = result.error.issues.map((i) => {

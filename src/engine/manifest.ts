@@ -28,8 +28,14 @@ export const TabularManifest = z.object({
   task: z.literal("tabular-classification"),
   /** Names of the ONNX graph's input (float32 [batch, features]) and output (float32 [batch, labels]). */
   onnx: z.object({ input: z.string(), output: z.string() }),
-  features: z.array(FeatureSpec).min(1),
-  labels: z.array(z.string().min(1)).min(2),
+  features: z
+    .array(FeatureSpec)
+    .min(1)
+    .refine((fs) => new Set(fs.map((f) => f.name)).size === fs.length, "feature names must be unique"),
+  labels: z
+    .array(z.string().min(1))
+    .min(2)
+    .refine((ls) => new Set(ls).size === ls.length, "labels must be unique"),
 });
 export type TabularManifest = z.infer<typeof TabularManifest>;
 

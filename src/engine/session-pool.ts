@@ -79,6 +79,7 @@ class SessionWorker {
 
 export class SessionPool {
   private waiting: (() => void)[] = [];
+  private closed = false;
 
   private constructor(private readonly workers: SessionWorker[]) {}
 
@@ -110,6 +111,7 @@ export class SessionPool {
 
   /** Runs on an idle session, waiting for one if all are busy. */
   async run(feeds: Feeds): Promise<Outputs> {
+    if (this.closed) throw new EngineError("not_ready", "the session pool is closed");
     let worker = this.workers.find((w) => !w.busy);
     while (!worker) {
       await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -125,6 +127,7 @@ export class SessionPool {
   }
 
   async close() {
+    this.closed = true;
     await Promise.all(this.workers.map((w) => w.close()));
   }
 }

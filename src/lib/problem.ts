@@ -4,6 +4,7 @@
  */
 import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { getPath } from "hono/utils/url";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { EngineError, type EngineErrorCode } from "../engine/errors.ts";
@@ -49,6 +50,9 @@ const engineStatus: Record<EngineErrorCode, { status: ContentfulStatusCode; titl
 
 export const problemType = (code: string) => `/problems/${code.replaceAll("_", "-")}`;
 
+/** The path the client asked for (c.req.path is the routed one: POST /predict routes as /v1/predict or /v2/predict). */
+export const clientPath = (c: Context) => getPath(c.req.raw);
+
 /** The response for a problem; `instance` is the request path. Headers already set on `c` are kept. */
 export function problemResponse(c: Context, error: ProblemError): Response {
   const requestId: string | undefined = c.get("requestId");
@@ -57,7 +61,7 @@ export function problemResponse(c: Context, error: ProblemError): Response {
     title: error.title,
     status: error.status,
     detail: error.message,
-    instance: c.req.path,
+    instance: clientPath(c),
     ...(requestId ? { request_id: requestId } : {}),
     ...(error.options.errors ? { errors: error.options.errors } : {}),
   };
@@ -118,10 +122,12 @@ export function problemErrorHandler(logger: Logger): ErrorHandler {
     const log: Logger = c.get("log") ?? logger;
     const problem = toProblemError(error);
     if (problem) {
-      if (problem.status >= 500) log.error({ err: error, path: c.req.path }, problem.message);
+      // 503s (loading, overloaded) are states, not failures: debug, without a stack.
+      if (problem.status === 503) log.debug({ path: clientPath(c), detail: problem.message }, "service unavailable");
+      else if (problem.status >= 500) log.error({ err: error, path: clientPath(c) }, problem.message);
       return problemResponse(c, problem);
     }
-    log.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
+    log.error({ err: error, method: c.req.method, path: clientPath(c) }, "unhandled error");
     return problemResponse(c, new ProblemError(500, "Internal Server Error", "The server failed to answer this request; the failure is logged."));
   };
 }

@@ -111,7 +111,7 @@ describe("readManifest", () => {
   // Gap: duplicate feature names or labels are accepted. With two features named alike, /v2/predict's object
   // schema has one key for both (both columns get the same value); with duplicate labels, /v2's probabilities
   // object silently loses one.
-  test.todo("duplicate feature names or labels are refused", () => {
+  test("duplicate feature names or labels are refused", () => {
     const duplicateFeature = writeModel(tempDir(), "m", { ...iris, features: [...iris.features, iris.features[0]] });
     expect(() => readManifest(duplicateFeature)).toThrow(ManifestError);
     const duplicateLabel = writeModel(tempDir(), "m", { ...iris, labels: ["setosa", "setosa", "virginica"] });

@@ -1,6 +1,7 @@
 /** One JSON access line per request, and a per-request child logger that carries the request id. */
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../../lib/logger.ts";
+import { clientPath } from "../../lib/problem.ts";
 
 export type AccessLogVariables = {
   /** This request's logger: every line carries its request id. */
@@ -24,7 +25,7 @@ export function accessLog(logger: Logger): MiddlewareHandler<{ Variables: Access
     log.info(
       {
         method: c.req.method,
-        path: c.req.path,
+        path: clientPath(c),
         status: c.res.status,
         latency_ms: Math.round((performance.now() - start) * 1000) / 1000,
         key: c.get("apiKey")?.name,

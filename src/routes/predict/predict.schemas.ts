@@ -47,7 +47,7 @@ function schemasFor(manifest: TabularManifest) {
           return undefined;
         },
       })
-      .openapi({ description: `The ${n} features, in this order: ${names}`, example: manifest.features.map((f) => f.example ?? 1) });
+      .openapi({ description: `The ${n} features, in this order: ${names}`, minItems: n, maxItems: n, example: manifest.features.map((f) => f.example ?? 1) });
     const named = z.strictObject(Object.fromEntries(manifest.features.map((f) => [f.name, featureNumber(f)])), {
       error: (issue) => (issue.code === "unrecognized_keys" ? `unknown feature ${issue.keys.map((k) => `'${k}'`).join(", ")}; expected ${names}` : undefined),
     });
