@@ -241,9 +241,6 @@ describe("start-up and shutdown", () => {
     expect((await json<Prediction>(await post(`${url}/v1/predict`, { features: SETOSA }))).label).toBe("setosa");
   });
 
-  // Bug: src/boot.ts installs the SIGTERM/SIGINT handlers only after `await repository.loadAll()`, so a
-  // SIGTERM while models load (e.g. Kubernetes stopping a pod that is still starting) kills the process by the
-  // signal (exit 143, no "shutting down" log, sessions not closed) instead of shutting down with exit 0.
   test("SIGTERM while models are still loading exits 0", async () => {
     const dir = modelsDirWith(["iris"]);
     addGatedIris(dir, "iris-gated");

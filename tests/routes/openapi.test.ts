@@ -153,8 +153,6 @@ describe("the OpenAPI document", () => {
     expect(header).toMatchObject({ in: "header", required: false, schema: { type: "string", enum: ["1", "2"] } });
   });
 
-  // Gap: the features array is documented with prefixItems only; without minItems/maxItems 4 (or items: false)
-  // the document accepts any length while the server requires exactly 4.
   test("/v1/predict documents that features holds exactly 4 numbers", () => {
     const schema = resolve(doc.paths["/v1/predict"]!.post!.requestBody!.content["application/json"]!.schema);
     expect(schema.properties.features).toMatchObject({ minItems: 4, maxItems: 4 });

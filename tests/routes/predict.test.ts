@@ -244,9 +244,6 @@ describe("POST /predict, versioned by API-Version", () => {
     expect(repository.model("iris").calls).toEqual([]);
   });
 
-  // Bug: errors from POST /predict report the internal route as `instance` ("/v1/predict" or "/v2/predict"),
-  // not the path the client requested. The README and the Problem schema say instance is the request path.
-  // Repro: POST /predict {"features":[1,2,3]} -> 422 with "instance":"/v1/predict".
   test("problems from POST /predict name /predict as the instance", async () => {
     await expectProblem(await postJson(app, "/predict", { features: [1, 2, 3] }), 422, "/predict");
     await expectProblem(await postJson(app, "/predict", {}, { "API-Version": "2" }), 422, "/predict");

@@ -106,8 +106,6 @@ describe("loadConfig", () => {
     expect(error.message).toContain('LOG_LEVEL="loud": Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"');
   });
 
-  // Bug: only "" counts as unset; a blank value is coerced by Number(" ") to 0, so PORT=" " silently
-  // listens on a random port and MAX_BATCH_WAIT_MS=" " turns batching off, instead of a default or an error.
   test("a whitespace-only value counts as unset, not as 0", () => {
     expect(loadConfig({ PORT: " " }).PORT).toBe(8000);
     expect(loadConfig({ MAX_BATCH_WAIT_MS: "  " }).MAX_BATCH_WAIT_MS).toBe(1);

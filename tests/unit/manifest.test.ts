@@ -108,9 +108,6 @@ describe("readManifest", () => {
     expect(() => readManifest(dir)).toThrow(new ManifestError(`${join(dir, "model.json")}: ENOENT: no such file or directory, open '${join(dir, "model.json")}'`));
   });
 
-  // Gap: duplicate feature names or labels are accepted. With two features named alike, /v2/predict's object
-  // schema has one key for both (both columns get the same value); with duplicate labels, /v2's probabilities
-  // object silently loses one.
   test("duplicate feature names or labels are refused", () => {
     const duplicateFeature = writeModel(tempDir(), "m", { ...iris, features: [...iris.features, iris.features[0]] });
     expect(() => readManifest(duplicateFeature)).toThrow(ManifestError);

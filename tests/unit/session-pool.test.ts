@@ -97,8 +97,6 @@ describe("SessionPool on models/iris/model.onnx", () => {
     await own.close();
   });
 
-  // Bug: a run() after close() never settles (the message goes to a terminated worker and nothing rejects it),
-  // so a caller holding a closed pool hangs forever instead of getting an error.
   test("run() after close() rejects instead of hanging", async () => {
     const own = await SessionPool.create(IRIS_ONNX, { size: 1, intraOpThreads: 1 });
     await own.close();
