@@ -33,6 +33,8 @@ export type ModelStatus = {
   task: ModelManifest["task"];
   state: ModelState;
   error?: string;
+  /** Text-generation models: generations running (sharing decode steps) and waiting for a slot. */
+  generations?: { active: number; queued: number };
 };
 
 type Entry = { dir: string; manifest: ModelManifest; state: ModelState; model?: ServedModel; error?: string };
@@ -138,7 +140,15 @@ export class ModelRepository {
 
   private statusOf(entry: Entry): ModelStatus {
     const { name, version, task } = entry.manifest;
-    return { name, version, task, state: entry.state, ...(entry.error ? { error: entry.error } : {}) };
+    const generations = entry.model?.task === "text-generation" ? entry.model.stats() : undefined;
+    return {
+      name,
+      version,
+      task,
+      state: entry.state,
+      ...(entry.error ? { error: entry.error } : {}),
+      ...(generations ? { generations: { active: generations.active, queued: generations.queued } } : {}),
+    };
   }
 
   private async load(dir: string, manifest: ModelManifest): Promise<ServedModel> {

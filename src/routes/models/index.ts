@@ -11,6 +11,10 @@ export const ModelStatus = z
     task: z.string().openapi({ example: "tabular-classification" }),
     state: z.enum(["loading", "ready", "failed"]).openapi({ example: "ready" }),
     error: z.string().optional().openapi({ description: "Why the model is not ready" }),
+    generations: z
+      .object({ active: z.number().int(), queued: z.number().int() })
+      .optional()
+      .openapi({ description: "Text-generation models: generations running and waiting for a slot", example: { active: 3, queued: 0 } }),
   })
   .openapi("ModelStatus");
 
