@@ -84,6 +84,15 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
     throw new TypeError(`rateLimit: options.policyName must be printable ASCII without quotes or backslashes; got ${JSON.stringify(policyName)}`);
   }
 
+  // Policies repeat (one per key at most), so each is compiled once.
+  const policies = new Map<string, CompiledPolicy>();
+  const compiled = (p: BucketPolicy) => {
+    const id = `${p.capacity}/${p.refillPerSecond}`;
+    let c = policies.get(id);
+    if (!c) policies.set(id, (c = compilePolicy(p)));
+    return c;
+  };
+
   let lastWarnAt = -Infinity;
   let unreported = 0;
   const reportFailure = (error: unknown) => {
@@ -105,7 +114,7 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
     const subject = await identify(c);
     if (subject === undefined) return next();
     // A bad policy is a bug in identify: it must surface as a 500, not be mistaken for a store failure below.
-    const policy = compilePolicy(subject.policy);
+    const policy = compiled(subject.policy);
     let result: TakeResult;
     try {
       result = await store.take(subject.key, policy);
@@ -131,9 +140,10 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
         headers: { "Retry-After": String(result.retryAfterSeconds), ...headers },
       });
     }
+    // Before next(): Hono then builds the response with them (errors answered by onError included), where
+    // setting them afterwards would copy the finished response once per header.
+    for (const header in headers) c.header(header, headers[header]);
     await next();
-    // After next(), so the headers land on whatever response went out, an error answered by onError included.
-    for (const [header, value] of Object.entries(headers)) c.header(header, value);
   };
 }
 

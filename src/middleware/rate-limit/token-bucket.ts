@@ -72,6 +72,7 @@ const compiledPolicies = new WeakSet<object>();
  * @example compilePolicy({ capacity: 10, refillPerSecond: 3 }) // { unitsPerToken: 1000, unitsPerMs: 3, capacityUnits: 10_000, ... }
  */
 export function compilePolicy(policy: BucketPolicy): CompiledPolicy {
+  if (compiledPolicies.has(policy)) return policy as CompiledPolicy;
   const { capacity, refillPerSecond } = policy ?? ({} as BucketPolicy);
   if (!Number.isSafeInteger(capacity) || capacity < 1) {
     throw new RangeError(`rate limit: capacity must be an integer >= 1; got ${String(capacity)}`);

@@ -23,6 +23,7 @@ export function predictHandlers(repository: ModelCatalog, defaultModel: string) 
   /** Server-Timing gets the engine's queue and inference time; the access log gets the model. */
   const record = (c: Context<AppEnv>, manifest: TabularManifest, timing: BatchTiming) => {
     c.set("model", manifest.name);
+    if (!c.get("metric")) return; // mounted without the timing middleware
     setMetric(c, "queue", timing.queueMs);
     setMetric(c, "inference", timing.inferenceMs);
   };

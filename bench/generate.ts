@@ -1,0 +1,1 @@
+export async function benchGenerate() { console.log("(todo)"); }
