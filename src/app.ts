@@ -4,7 +4,6 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
-import { secureHeaders } from "hono/secure-headers";
 import { timing } from "hono/timing";
 import { getPath } from "hono/utils/url";
 import type { Config } from "./config.ts";
@@ -16,6 +15,7 @@ import { authErrors, createRouter, jsonBodyErrors, problemResponses, requires, s
 import { accessLog } from "./middleware/access-log/index.ts";
 import { apiKeyAuth, type KeyStore } from "./middleware/api-key/index.ts";
 import { rateLimit, type RateLimitStore } from "./middleware/rate-limit/index.ts";
+import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { processTime } from "./middleware/timing/index.ts";
 import { clientPath, ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";

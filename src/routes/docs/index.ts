@@ -1,7 +1,7 @@
 /** The OpenAPI document and Swagger UI, with Swagger UI's assets served from the swagger-ui-dist package (no CDN). */
 import { swaggerUI } from "@hono/swagger-ui";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -20,7 +20,7 @@ export function docsRouter(api: OpenAPIHono<any, any, any>, info: { title: strin
   // Read once: the assets are a few MB and never change while the server runs.
   const assets = new Map(Object.entries(assetFiles).map(([file, type]) => [file, { type, data: readFileSync(join(distDir, file)) }]));
 
-  const serveDocument = () => new Response(body, { headers: { "Content-Type": "application/json" } });
+  const serveDocument = (c: Context) => c.body(body, 200, { "Content-Type": "application/json" });
   return new Hono()
     .get("/doc", serveDocument)
     .get("/openapi.json", serveDocument)
