@@ -1,1 +1,131 @@
-export async function benchGenerate() { console.log("(todo)"); }
+/**
+ * Text generation: time to first token, tokens/s for 1 stream and for 16 concurrent streams over HTTP, /health
+ * latency while the 16 streams run, and, as the baseline, the raw ONNX decode loop (batch 1, KV cache, no
+ * server) measured in the same run.
+ */
+import { Tokenizer } from "@huggingface/tokenizers";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { readManifest } from "../src/engine/manifest.ts";
+import { percentile, printTable, root, startServer } from "./lib.ts";
+
+const MODEL = process.env.BENCH_TEXT_MODEL ?? "kjv-gpt";
+const PROMPT = "And it came to pass, when the king heard the words of the law, that";
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
+const STREAMS = 16;
+
+/** Milliseconds per decode step of the bare model: prefill the prompt, then TOKENS greedy steps with the cache. */
+async function rawDecodeStep(dir: string): Promise<{ msPerStep: number; prefillMs: number }> {
+  const manifest = readManifest(dir);
+  if (manifest.task !== "text-generation") throw new Error(`${MODEL} is not a text-generation model`);
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(join(dir, manifest.tokenizer), "utf8")), {});
+  const session = await ort.InferenceSession.create(join(dir, "model.onnx"), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: "sequential" });
+  const pastNames = session.inputNames.filter((n) => n.startsWith("past_key_values."));
+  const meta = session.inputMetadata.find((m) => m.name === pastNames[0]);
+  const [, heads, , headDim] = (meta && meta.isTensor ? meta.shape : []) as number[];
+  const i64 = (values: number[]) => new ort.Tensor("int64", BigInt64Array.from(values.map(BigInt)), [1, values.length]);
+  const ids = tokenizer.encode(PROMPT).ids;
+  let past: Record<string, ort.Tensor> = Object.fromEntries(pastNames.map((n) => [n, new ort.Tensor("float32", new Float32Array(0), [1, heads!, 0, headDim!])]));
+  const step = async (input: number[], position: number) => {
+    const out = await session.run({
+      input_ids: i64(input),
+      attention_mask: i64(Array(position + input.length).fill(1)),
+      position_ids: i64(input.map((_, i) => position + i)),
+      ...past,
+    });
+    past = Object.fromEntries(pastNames.map((n) => [n, out[n.replace("past_key_values.", "present.")]!]));
+    const logits = out.logits!.data as Float32Array;
+    const vocab = out.logits!.dims[2]!;
+    const last = logits.subarray(logits.length - vocab);
+    let best = 0;
+    for (let i = 1; i < vocab; i++) if (last[i]! > last[best]!) best = i;
+    return best;
+  };
+  let t = performance.now();
+  let next = await step(ids, 0);
+  const prefillMs = performance.now() - t;
+  t = performance.now();
+  for (let i = 0; i < TOKENS; i++) next = await step([next], ids.length + i);
+  const msPerStep = (performance.now() - t) / TOKENS;
+  await session.release();
+  return { msPerStep, prefillMs };
+}
+
+type StreamTiming = { firstTokenMs: number; totalMs: number; tokens: number };
+
+/** One streamed generation over HTTP: time to the first token event, total time, tokens generated. */
+async function stream(url: string, seed: number): Promise<StreamTiming> {
+  const start = performance.now();
+  const response = await fetch(`${url}/v1/generate`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ model: MODEL, prompt: PROMPT, max_tokens: TOKENS, temperature: 0.8, seed, stream: true }),
+  });
+  if (!response.ok || !response.body) throw new Error(`generation failed: ${response.status} ${await response.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let firstTokenMs = NaN;
+  let tokens = 0;
+  for await (const chunk of response.body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    if (Number.isNaN(firstTokenMs) && buffer.includes("event: token")) firstTokenMs = performance.now() - start;
+    const done = /event: done\ndata: (.*)\n/.exec(buffer);
+    if (done) tokens = JSON.parse(done[1]!).usage.completion_tokens;
+  }
+  return { firstTokenMs, totalMs: performance.now() - start, tokens };
+}
+
+export async function benchGenerate() {
+  const dir = join(root, "models", MODEL);
+  const raw = await rawDecodeStep(dir);
+  const server = await startServer("src/index.ts", { RATE_LIMIT_CAPACITY: "1000000000", RATE_LIMIT_REFILL_PER_SECOND: "1000000000", MAX_TOKENS: String(Math.max(256, TOKENS)) });
+  try {
+    await stream(server.url, 0); // warm-up
+    const singles: StreamTiming[] = [];
+    for (let seed = 1; seed <= 3; seed++) singles.push(await stream(server.url, seed));
+    const one = singles.sort((a, b) => a.totalMs - b.totalMs)[1]!; // the median of three
+    const oneRate = one.tokens / (one.totalMs / 1000);
+    const msPerTokenServer = (one.totalMs - one.firstTokenMs) / Math.max(1, one.tokens - 1);
+
+    // 16 at once, while a client checks /health one request after another.
+    let running = true;
+    const healthMs: number[] = [];
+    const prober = (async () => {
+      while (running) {
+        const t = performance.now();
+        await fetch(`${server.url}/health`).then((r) => r.arrayBuffer());
+        healthMs.push(performance.now() - t);
+      }
+    })();
+    const start = performance.now();
+    const many = await Promise.all(Array.from({ length: STREAMS }, (_, i) => stream(server.url, 100 + i)));
+    const wallMs = performance.now() - start;
+    running = false;
+    await prober;
+    const manyTokens = many.reduce((n, s) => n + s.tokens, 0);
+    const manyRate = manyTokens / (wallMs / 1000);
+    healthMs.sort((a, b) => a - b);
+
+    printTable(
+      ["measure", "value"],
+      [
+        ["raw ONNX decode step (batch 1)", `${raw.msPerStep.toFixed(2)} ms = ${(1000 / raw.msPerStep).toFixed(0)} tokens/s`],
+        ["raw ONNX prefill (prompt)", `${raw.prefillMs.toFixed(2)} ms`],
+        ["1 stream: time to first token", `${one.firstTokenMs.toFixed(1)} ms`],
+        ["1 stream: time per token after the first", `${msPerTokenServer.toFixed(2)} ms`],
+        ["1 stream: tokens/s (incl. first token)", oneRate.toFixed(0)],
+        [`${STREAMS} streams: aggregate tokens/s`, manyRate.toFixed(0)],
+        [`${STREAMS} streams: median time to first token`, `${percentile(many.map((s) => s.firstTokenMs).sort((a, b) => a - b), 50).toFixed(1)} ms`],
+        [`/health during ${STREAMS} streams: p50 / p99 (n=${healthMs.length})`, `${percentile(healthMs, 50).toFixed(2)} / ${percentile(healthMs, 99).toFixed(2)} ms`],
+      ],
+    );
+    console.log(
+      `\n${STREAMS} streams give ${(manyRate / oneRate).toFixed(1)}x the tokens/s of one (target >= 4x); ` +
+        `the server adds ${(100 * (msPerTokenServer / raw.msPerStep - 1)).toFixed(1)}% per token over the raw decode step (target <= 15%); ` +
+        `/health p99 ${percentile(healthMs, 99).toFixed(2)} ms (target < 10 ms)`,
+    );
+  } finally {
+    server.stop();
+  }
+}
