@@ -4,6 +4,12 @@ import type { Env } from "hono";
 import type { Scope } from "../middleware/api-key/key-store.ts";
 import { ProblemError, problemResponse, problemType, statusTitle, validationProblem } from "./problem.ts";
 
+/** A JSON request body the route requires. */
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
+
+/** A JSON response of the route. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+
 /** One router per resource; every validation failure is shaped by this one hook. */
 export function createRouter<E extends Env = Env>() {
   return new OpenAPIHono<E>({

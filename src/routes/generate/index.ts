@@ -9,7 +9,7 @@ import { streamSSE } from "hono/streaming";
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { GenerationParams, TextModel } from "../../engine/text/generator.ts";
 import type { AppEnv } from "../../lib/env.ts";
-import { authErrors, createRouter, jsonBodyErrors, problemResponses, requires } from "../../lib/openapi.ts";
+import { authErrors, createRouter, jsonBody, jsonBodyErrors, problemResponses, requires } from "../../lib/openapi.ts";
 import { ProblemError, problemType, toProblemError } from "../../lib/problem.ts";
 import { disconnection, pumpEvents } from "./sse.ts";
 import { promptField, samplingFields, stopField, toGenerationParams, toUsage, UsageSchema, type SamplingLimits } from "./generate.schemas.ts";
@@ -86,16 +86,11 @@ export function generateRouter(repository: ModelCatalog, options: GenerateOption
     ...requires("generate"),
     summary: "Generate text: streamed as server-sent events with `stream: true`, else one JSON result",
     request: {
-      body: {
-        required: true,
-        content: {
-          "application/json": {
-            schema: z
-              .object({ prompt: promptField(options), model: modelField, ...samplingFields(options), stop: stopField, stream: z.boolean().default(false) })
-              .openapi({ example: { prompt: "In the beginning God created", max_tokens: 40, temperature: 0.8, seed: 42, stream: false } }),
-          },
-        },
-      },
+      body: jsonBody(
+        z
+          .object({ prompt: promptField(options), model: modelField, ...samplingFields(options), stop: stopField, stream: z.boolean().default(false) })
+          .openapi({ example: { prompt: "In the beginning God created", max_tokens: 40, temperature: 0.8, seed: 42, stream: false } }),
+      ),
     },
     responses: {
       200: {

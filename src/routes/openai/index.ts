@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { FinishReason, GenerationParams, Usage } from "../../engine/text/generator.ts";
 import type { AppEnv } from "../../lib/env.ts";
-import { authErrors, createRouter, requires } from "../../lib/openapi.ts";
+import { authErrors, createRouter, jsonBody, requires } from "../../lib/openapi.ts";
 import { toProblemError } from "../../lib/problem.ts";
 import { stopField, toGenerationParams, toUsage, UsageSchema } from "../generate/generate.schemas.ts";
 import { textModel, type GenerateOptions } from "../generate/index.ts";
@@ -149,21 +149,16 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
     ...requires("generate"),
     summary: "Complete a prompt (OpenAI completions)",
     request: {
-      body: {
-        required: true,
-        content: {
-          "application/json": {
-            schema: z
-              .object({
-                ...sampling(options.maxTokens),
-                prompt: z
-                  .union([z.string().min(1).max(options.maxPromptChars), z.array(z.string().min(1).max(options.maxPromptChars)).length(1, { error: "only one prompt per request is supported" })])
-                  .openapi({ example: "In the beginning" }),
-              })
-              .openapi({ example: { model: "kjv-gpt", prompt: "In the beginning", max_tokens: 16, temperature: 0.8 } }),
-          },
-        },
-      },
+      body: jsonBody(
+        z
+          .object({
+            ...sampling(options.maxTokens),
+            prompt: z
+              .union([z.string().min(1).max(options.maxPromptChars), z.array(z.string().min(1).max(options.maxPromptChars)).length(1, { error: "only one prompt per request is supported" })])
+              .openapi({ example: "In the beginning" }),
+          })
+          .openapi({ example: { model: "kjv-gpt", prompt: "In the beginning", max_tokens: 16, temperature: 0.8 } }),
+      ),
     },
     responses: {
       200: {
@@ -193,20 +188,15 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
     ...requires("generate"),
     summary: "Chat (OpenAI chat completions); the messages' texts, one per line, form the prompt",
     request: {
-      body: {
-        required: true,
-        content: {
-          "application/json": {
-            schema: z
-              .object({
-                ...sampling(options.maxTokens),
-                max_completion_tokens: z.number().int().min(1).max(options.maxTokens).nullish(),
-                messages: z.array(ChatMessage).min(1, { error: "messages must hold at least one message" }),
-              })
-              .openapi({ example: { model: "kjv-gpt", messages: [{ role: "user", content: "And God said" }], max_tokens: 32 } }),
-          },
-        },
-      },
+      body: jsonBody(
+        z
+          .object({
+            ...sampling(options.maxTokens),
+            max_completion_tokens: z.number().int().min(1).max(options.maxTokens).nullish(),
+            messages: z.array(ChatMessage).min(1, { error: "messages must hold at least one message" }),
+          })
+          .openapi({ example: { model: "kjv-gpt", messages: [{ role: "user", content: "And God said" }], max_tokens: 32 } }),
+      ),
     },
     responses: {
       200: {

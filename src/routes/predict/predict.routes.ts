@@ -1,10 +1,9 @@
 /** Prediction routes. The default model's manifest shapes the bodies of /v1/predict, /v1/predict/batch and /v2/predict. */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { TabularManifest } from "../../engine/manifest.ts";
-import { authErrors, jsonBodyErrors, problemResponses, requires } from "../../lib/openapi.ts";
+import { authErrors, jsonBody, jsonBodyErrors, jsonResponse as json, problemResponses, requires } from "../../lib/openapi.ts";
 import { BatchPrediction, Prediction, PredictionV2, namedFeatures, positionalFeatures } from "./predict.schemas.ts";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 export const ModelName = z.object({
   name: z.string().openapi({ param: { name: "name", in: "path" }, description: "Model name, as listed by /health", example: "iris" }),
@@ -23,7 +22,7 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     summary: `Classify one row with the default model (${manifest.name})`,
     description: `Features in order: ${manifest.features.map((f) => f.name).join(", ")}. Requests that arrive together run as one batched ONNX call.`,
     request: {
-      body: { required: true, ...json(z.object({ features }).openapi({ example: { features: example } }), "One row of features") },
+      body: jsonBody(z.object({ features }).openapi({ example: { features: example } })),
     },
     responses: { 200: json(Prediction, "The predicted class, its label and every label's probability"), ...errors },
   });
@@ -35,20 +34,16 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     ...requires("predict"),
     summary: `Classify up to ${maxInstances} rows with the default model (${manifest.name})`,
     request: {
-      body: {
-        required: true,
-        ...json(
-          z
-            .object({
-              instances: z
-                .array(features)
-                .min(1, { error: "instances must hold at least one row" })
-                .max(maxInstances, { error: `instances may hold at most ${maxInstances} rows` }),
-            })
-            .openapi({ example: { instances: [example, example] } }),
-          "Rows of features",
-        ),
-      },
+      body: jsonBody(
+        z
+          .object({
+            instances: z
+              .array(features)
+              .min(1, { error: "instances must hold at least one row" })
+              .max(maxInstances, { error: `instances may hold at most ${maxInstances} rows` }),
+          })
+          .openapi({ example: { instances: [example, example] } }),
+      ),
     },
     responses: { 200: json(BatchPrediction, "One prediction per instance, in the order sent"), ...errors },
   });
@@ -62,15 +57,11 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     description: "The body is checked against the named model's manifest (feature count and ranges).",
     request: {
       params: ModelName,
-      body: {
-        required: true,
-        ...json(
-          z
-            .object({ features: z.array(z.number()).min(1).max(4096).openapi({ description: "The model's features, in manifest order" }) })
-            .openapi({ example: { features: example } }),
-          "One row of features",
-        ),
-      },
+      body: jsonBody(
+        z
+          .object({ features: z.array(z.number()).min(1).max(4096).openapi({ description: "The model's features, in manifest order" }) })
+          .openapi({ example: { features: example } }),
+      ),
     },
     responses: { 200: json(Prediction, "The prediction"), ...errors, ...problemResponses(404) },
   });
@@ -83,10 +74,7 @@ export function predictRoutes(manifest: TabularManifest, maxInstances: number) {
     summary: `Classify one row of named features with the default model (${manifest.name})`,
     description: "Every feature is named and range-checked against the model's manifest; unknown names are refused.",
     request: {
-      body: {
-        required: true,
-        ...json(namedFeatures(manifest).openapi({ example: Object.fromEntries(manifest.features.map((f, i) => [f.name, example[i]])) }), "Named features"),
-      },
+      body: jsonBody(namedFeatures(manifest).openapi({ example: Object.fromEntries(manifest.features.map((f, i) => [f.name, example[i]])) })),
     },
     responses: { 200: json(PredictionV2, "The label, its probability and every label's probability"), ...errors },
   });
