@@ -125,7 +125,13 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
     exposeHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });
-  app.use((c, next) => (c.req.header("origin") === undefined ? next() : corsHeaders(c, next)));
+  app.use(async function corsOnlyWithOrigin(c, next) {
+    if (c.req.header("origin") !== undefined) return corsHeaders(c, next);
+    // What cors() would say to any origin, so a shared cache may hand this response to a browser too.
+    if (config.CORS_ORIGINS === "*") c.header("Access-Control-Allow-Origin", "*");
+    else c.header("Vary", "Origin");
+    await next();
+  });
   // OpenAI-compatible routes translate every problem below this point into OpenAI's error shape.
   for (const path of ["/v1/completions", "/v1/chat/completions", "/v1/models"]) app.use(path, openAIErrors());
   app.on("GET", "/v1/models/:model", openAIErrors());

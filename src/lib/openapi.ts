@@ -105,5 +105,9 @@ export function scopeLookup(api: OpenAPIHono<any>): (method: string, path: strin
     const source = def.route.path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{[^}]+\\?\}/g, "[^/]+");
     table.push({ method: def.route.method.toUpperCase(), pattern: new RegExp(`^${source}/?$`), scope });
   }
-  return (method, path) => table.find((r) => r.method === method && r.pattern.test(path))?.scope;
+  return (method, path) => {
+    // Hono answers HEAD with the GET route, so HEAD needs what GET needs.
+    const m = method === "HEAD" ? "GET" : method;
+    return table.find((r) => r.method === m && r.pattern.test(path))?.scope;
+  };
 }

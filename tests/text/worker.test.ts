@@ -38,7 +38,7 @@ function start(): { worker: Worker; updates: Extract<FromWorker, { kind: "update
   return { worker, updates, next: (ok) => new Promise((resolve) => waiters.push({ ok, resolve })) };
 }
 
-const request = (prompt: string, maxTokens: number): StreamRequest => ({ prompt, maxTokens, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [] });
+const request = (prompt: string, maxTokens: number): StreamRequest => ({ prompt, maxTokens, fitToContext: false, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [] });
 const eventsOf = (id: number, events: StreamEvent[]) => events.filter((e) => e.id === id);
 
 test("a cancelled stream gets no step after the worker sees the cancel; its slot frees at once; the other runs on", async () => {

@@ -153,6 +153,7 @@ function submit(id: number, request: StreamRequest) {
   if (n >= context) {
     return reject(id, "invalid_input", `the prompt is ${n} tokens; the model's context length is ${context} tokens, which leaves no room to generate`);
   }
+  if (request.fitToContext) request = { ...request, maxTokens: Math.min(request.maxTokens, context - n) };
   if (n + request.maxTokens > context) {
     return reject(
       id,

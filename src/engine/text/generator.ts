@@ -7,15 +7,18 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { EngineError } from "../errors.ts";
 import type { TextGenerationManifest } from "../manifest.ts";
-import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamStats, ToWorker } from "./protocol.ts";
+import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, StreamStats, ToWorker } from "./protocol.ts";
 import { randomSeed } from "./sampling.ts";
 
 export type { ModelShape } from "./protocol.ts";
 
 export type GenerationParams = {
   prompt: string;
-  /** Tokens to generate at most (≥ 1, ≤ the server cap, and prompt tokens + maxTokens ≤ the context length). */
-  maxTokens: number;
+  /**
+   * Tokens to generate at most (≥ 1, ≤ the server cap, and prompt tokens + maxTokens ≤ the context length).
+   * Undefined: as many as fit in the context, up to the server cap (OpenAI chat's default).
+   */
+  maxTokens?: number | undefined;
   /** 0 = greedy. */
   temperature: number;
   /** 0 = off. */
@@ -230,12 +233,12 @@ export class TextGenerator implements TextModel {
     return this.closing;
   }
 
-  private check(p: GenerationParams): GenerationParams & { seed: number } {
+  private check(p: GenerationParams): StreamRequest {
     const bad = (message: string) => new EngineError("invalid_input", message);
     if (typeof p.prompt !== "string" || p.prompt.length === 0) throw bad("the prompt is empty");
     if (LONE_SURROGATE.test(p.prompt)) throw bad("the prompt is not well-formed Unicode (it has a lone surrogate)");
-    if (!Number.isInteger(p.maxTokens) || p.maxTokens < 1) throw bad("max_tokens must be a positive integer");
-    if (p.maxTokens > this.options.maxTokens) throw bad(`max_tokens is ${p.maxTokens}; this server allows at most ${this.options.maxTokens}`);
+    if (p.maxTokens !== undefined && (!Number.isInteger(p.maxTokens) || p.maxTokens < 1)) throw bad("max_tokens must be a positive integer");
+    if (p.maxTokens !== undefined && p.maxTokens > this.options.maxTokens) throw bad(`max_tokens is ${p.maxTokens}; this server allows at most ${this.options.maxTokens}`);
     if (!Number.isFinite(p.temperature) || p.temperature < 0) throw bad("temperature must be a number ≥ 0");
     if (!Number.isInteger(p.topK) || p.topK < 0) throw bad("top_k must be an integer ≥ 0 (0 = off)");
     if (!Number.isFinite(p.topP) || p.topP <= 0 || p.topP > 1) throw bad("top_p must be in (0, 1] (1 = off)");
@@ -243,7 +246,13 @@ export class TextGenerator implements TextModel {
     if (!Array.isArray(p.stop) || p.stop.some((s) => typeof s !== "string" || s.length === 0 || LONE_SURROGATE.test(s))) {
       throw bad("stop sequences must be non-empty strings");
     }
-    return { ...p, stop: [...new Set(p.stop)], seed: p.seed ?? randomSeed() };
+    return {
+      ...p,
+      maxTokens: p.maxTokens ?? this.options.maxTokens,
+      fitToContext: p.maxTokens === undefined,
+      stop: [...new Set(p.stop)],
+      seed: p.seed ?? randomSeed(),
+    };
   }
 
   private post(message: ToWorker) {

@@ -19,6 +19,8 @@ export type GenerationWorkerInit = {
 export type StreamRequest = {
   prompt: string;
   maxTokens: number;
+  /** maxTokens was not given: generate as many as fit in the context, up to maxTokens. */
+  fitToContext: boolean;
   temperature: number;
   topK: number;
   topP: number;

@@ -34,7 +34,8 @@ export const stopField = z
   .openapi({ description: "Up to 4 sequences that end the completion; they are not returned", example: ["\n"] });
 
 export type SamplingInput = {
-  max_tokens: number;
+  /** Undefined: as many as fit in the context. */
+  max_tokens: number | undefined;
   temperature: number;
   top_p: number;
   top_k: number;

@@ -23,7 +23,8 @@ export function toOpenAIError(problem: Problem): { status: number; body: { error
   const param = code === "model_not_found" ? "model" : firstPath && firstPath !== "(body)" ? firstPath : null;
   return {
     status,
-    body: { error: { message: problem.detail, type: typeByStatus[status] ?? "invalid_request_error", param, code: code ?? (status === 401 ? "invalid_api_key" : null) } },
+    // OpenAI's clients know a bad key by this code.
+    body: { error: { message: problem.detail, type: typeByStatus[status] ?? "invalid_request_error", param, code: status === 401 ? "invalid_api_key" : code } },
   };
 }
 

@@ -78,8 +78,8 @@ type SamplingBody = {
   stop?: string | string[] | null | undefined;
 };
 
-/** OpenAI's defaults: temperature 1, top_p 1; max_tokens 16 for completions, as much as allowed for chat. */
-function params(prompt: string, b: SamplingBody, defaultMaxTokens: number): GenerationParams {
+/** OpenAI's defaults: temperature 1, top_p 1; max_tokens 16 for completions, as many as fit for chat (undefined). */
+function params(prompt: string, b: SamplingBody, defaultMaxTokens: number | undefined): GenerationParams {
   return toGenerationParams(prompt, {
     max_tokens: b.max_completion_tokens ?? b.max_tokens ?? defaultMaxTokens,
     temperature: b.temperature ?? 1,
@@ -278,7 +278,7 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
   };
   const chat: RouteHandler<typeof chatRoute, AppEnv> = (c) => {
     const b = c.req.valid("json");
-    return run(c, "chat", b.model, params(chatPrompt(b.messages), b, options.maxTokens), b.stream ?? false, b.stream_options?.include_usage ?? false) as never;
+    return run(c, "chat", b.model, params(chatPrompt(b.messages), b, undefined), b.stream ?? false, b.stream_options?.include_usage ?? false) as never;
   };
 
   return createRouter<AppEnv>()
