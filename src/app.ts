@@ -4,7 +4,6 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
-import { timing } from "hono/timing";
 import { getPath } from "hono/utils/url";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
@@ -16,7 +15,7 @@ import { accessLog } from "./middleware/access-log/index.ts";
 import { apiKeyAuth, type KeyStore } from "./middleware/api-key/index.ts";
 import { rateLimit, type RateLimitStore } from "./middleware/rate-limit/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
-import { processTime } from "./middleware/timing/index.ts";
+import { timing } from "./middleware/timing/index.ts";
 import { clientPath, ProblemError, problemErrorHandler, problemResponse, problemType } from "./lib/problem.ts";
 import { docsRouter } from "./routes/docs/index.ts";
 import { generateRouter } from "./routes/generate/index.ts";
@@ -114,7 +113,7 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
   app.use(requestId());
   // The access log wraps everything below, so it sees the final status and the whole latency.
   app.use(accessLog(logger));
-  app.use(processTime(), timing({ totalDescription: "total" }));
+  app.use(timing());
   app.use(secureHeaders());
   // CORS answers preflights before authentication: browsers send them without credentials. Requests without
   // an Origin header (curl, scripts) are not cross-origin, so they skip it and the header copying it costs.

@@ -36,7 +36,7 @@ function expectTimed(name: string, res: Response) {
   const processTime = res.headers.get("x-process-time");
   expect({ name, processTime }).toEqual({ name, processTime: expect.stringMatching(PROCESS_TIME) });
   expect(Number(processTime)).toBeGreaterThanOrEqual(0);
-  expect(res.headers.get("server-timing")).toMatch(/(^|,)total;dur=\d+(\.\d+)?;desc="total"/);
+  expect(res.headers.get("server-timing")).toMatch(/(^|, )total;dur=\d+(\.\d+)?$/);
   const total = serverTiming(res).total!;
   expect(Number.isFinite(total) && total >= 0).toBe(true);
 }
@@ -89,8 +89,8 @@ describe("Server-Timing from the real engine", () => {
       const metrics = serverTiming(res);
       expect(Object.keys(metrics).sort()).toEqual(["inference", "queue", "total"]);
       for (const [name, ms] of Object.entries(metrics)) expect({ name, ok: Number.isFinite(ms) && ms >= 0 }).toEqual({ name, ok: true });
-      expect(res.headers.get("server-timing")).toMatch(/(^|,)queue;dur=\d+(\.\d+)?(,|$)/);
-      expect(res.headers.get("server-timing")).toMatch(/(^|,)inference;dur=\d+(\.\d+)?(,|$)/);
+      expect(res.headers.get("server-timing")).toMatch(/(^|, )queue;dur=\d+(\.\d+)?(,|$)/);
+      expect(res.headers.get("server-timing")).toMatch(/(^|, )inference;dur=\d+(\.\d+)?(,|$)/);
       expectTimed(route.path, res);
     }
   });

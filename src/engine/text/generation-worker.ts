@@ -6,14 +6,16 @@
  * The running batch's cache is the previous step's `present.*` outputs, fed back unchanged as `past_key_values.*`.
  * Rows are aligned on the right (left padding): row b's real keys are the last `length_b` of the cache's
  * `pastLength` columns and the rest are zeros its attention mask hides; position_ids carry each row's own
- * positions. The cache is rebuilt (copied) only when membership changes: a newcomer is prefilled alone and
- * merged in, rows that ended are dropped, and leading columns that every remaining row masks are trimmed.
+ * positions. The cache is rebuilt (copied) only when membership changes: the newcomers admitted at one point are
+ * prefilled together (one run per group, left-padded the same way) and merged in, rows that ended are dropped,
+ * and leading columns that every remaining row masks are trimmed.
  */
 import { readFileSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, ToWorker } from "./protocol.ts";
+import { prefillGroups } from "./prefill.ts";
 import { sampleToken, seededRandom, type Random } from "./sampling.ts";
 import { IncrementalDecoder, StopMatcher } from "./text-stream.ts";
 
@@ -111,8 +113,11 @@ type Stream = {
   length: number;
   /** The token to feed at the next step. */
   next: number;
-  /** Its own cache ([1, heads, length, headDim] per past name) between prefill and merging into the batch. */
-  cache?: Float32Array[];
+  /**
+   * Between prefill and merging into the batch: where its cache is, row `row` of its prefill group's present
+   * tensors ([rows, heads, columns, headDim] per past name), its `length` real columns being the last ones.
+   */
+  cache?: { present: Float32Array[]; row: number; columns: number };
 };
 
 const queue: Stream[] = [];
@@ -123,6 +128,7 @@ let rows: Stream[] = [];
 let past: ort.Tensor[] = [];
 let pastLength = 0;
 let steps = 0;
+let prefills = 0;
 let events: StreamEvent[] = [];
 let statsChanged = false;
 let closing = false;
@@ -130,7 +136,7 @@ let wake: (() => void) | undefined;
 
 function postUpdate() {
   if (events.length === 0 && !statsChanged) return;
-  send({ kind: "update", stats: { active: active.size, queued: queue.length, steps }, events });
+  send({ kind: "update", stats: { active: active.size, queued: queue.length, steps, prefills }, events });
   events = [];
   statsChanged = false;
 }
@@ -247,30 +253,54 @@ function lastLogits(output: ort.Tensor | undefined, row: number): Float32Array {
   return (output.data as Float32Array).subarray(at, at + vocab);
 }
 
-/** Runs the prompt alone (batch 1, empty past), keeps its cache and samples its first token. */
-async function prefill(stream: Stream) {
-  const n = stream.promptIds.length;
+/**
+ * Runs a group's prompts in one batch (left-padded to the longest, empty past), keeps where each one's cache
+ * is, and samples each one's first token from its last (real) position. Pads are masked out and sit at
+ * position 0; positions count only real tokens, so each row computes what it would alone.
+ */
+async function prefill(group: Stream[]) {
+  const B = group.length;
+  const S = Math.max(...group.map((s) => s.promptIds.length));
+  const ids = new BigInt64Array(B * S); // pads: token 0
+  const mask = new BigInt64Array(B * S);
+  const positions = new BigInt64Array(B * S);
+  group.forEach((stream, b) => {
+    const n = stream.promptIds.length;
+    const at = b * S + S - n;
+    for (let i = 0; i < n; i++) {
+      ids[at + i] = BigInt(stream.promptIds[i]!);
+      positions[at + i] = BigInt(i);
+    }
+    mask.fill(1n, at, (b + 1) * S);
+  });
   const feeds: Record<string, ort.Tensor> = {
-    input_ids: int64(BigInt64Array.from(stream.promptIds, BigInt), [1, n]),
-    attention_mask: int64(new BigInt64Array(n).fill(1n), [1, n]),
-    position_ids: int64(BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [1, n]),
+    input_ids: int64(ids, [B, S]),
+    attention_mask: int64(mask, [B, S]),
+    position_ids: int64(positions, [B, S]),
   };
-  for (const name of graph.pastNames) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [1, graph.heads, 0, graph.headDim]);
-  let logits: Float32Array;
+  for (const name of graph.pastNames) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [B, graph.heads, 0, graph.headDim]);
+  let present: Float32Array[];
+  let logits: Float32Array[];
   try {
     const out = await session.run(feeds);
-    stream.cache = graph.presentNames.map((name) => {
+    present = graph.presentNames.map((name) => {
       const t = out[name];
-      if (!t || t.dims[0] !== 1 || t.dims[2] !== n) throw new Error(`${name} has shape [${t?.dims.join(", ")}] after a prefill of ${n} tokens`);
+      if (!t || t.dims[0] !== B || t.dims[2] !== S) throw new Error(`${name} has shape [${t?.dims.join(", ")}] after a prefill of ${B} × ${S} tokens`);
       return t.data as Float32Array;
     });
-    logits = lastLogits(out.logits, 0);
+    logits = group.map((_, b) => lastLogits(out.logits, b));
   } catch (error) {
-    if (stream.state === "active") fail(stream, error);
+    for (const s of group) if (s.state === "active") fail(s, error);
     return;
   }
-  stream.length = n;
-  accept(stream, sampleToken(logits, stream.request, stream.random));
+  prefills++;
+  statsChanged = true;
+  group.forEach((stream, b) => {
+    stream.length = stream.promptIds.length;
+    if (stream.state !== "active") return; // cancelled while it ran
+    stream.cache = { present, row: b, columns: S };
+    accept(stream, sampleToken(logits[b]!, stream.request, stream.random));
+  });
 }
 
 /** Makes `rows` the streams still active plus the newcomers, copying each row's real columns right-aligned. */
@@ -289,7 +319,7 @@ function rebuild(joining: Stream[]) {
       }
     };
     kept.forEach((r, b) => copy(past[n]!.data as Float32Array, r.row, pastLength, b, r.stream.length));
-    joined.forEach((s, j) => copy(s.cache![n]!, 0, s.length, kept.length + j, s.length));
+    joined.forEach((s, j) => copy(s.cache!.present[n]!, s.cache!.row, s.cache!.columns, kept.length + j, s.length));
     return new ort.Tensor("float32", data, [all.length, H, length, D]);
   });
   for (const s of joined) s.cache = undefined;
@@ -345,16 +375,20 @@ async function loop() {
     const now = performance.now();
     for (const s of active.values()) if (now - s.startedAt > init.maxGenerationMs) finish(s, "length");
 
-    const joining: Stream[] = [];
+    const admitted: Stream[] = [];
     while (queue.length > 0 && active.size < init.maxStreams) {
       const stream = queue.shift()!;
       stream.state = "active";
       stream.startedAt = performance.now();
       active.set(stream.id, stream);
       statsChanged = true;
-      await prefill(stream);
-      if (stream.state === "active") joining.push(stream);
+      admitted.push(stream);
     }
+    for (const group of prefillGroups(admitted, (s) => s.promptIds.length)) {
+      const live = group.filter((s) => s.state === "active"); // one cancelled during an earlier group's run is skipped
+      if (live.length > 0) await prefill(live);
+    }
+    const joining = admitted.filter((s) => s.state === "active");
     if (joining.length > 0 || rows.some((s) => s.state !== "active")) rebuild(joining);
     if (rows.length > 0) await step();
     postUpdate();
@@ -367,6 +401,8 @@ async function loop() {
     } else {
       await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
+      // Requests sent together arrive as separate messages: let the rest of a burst in, to prefill it as one.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 }

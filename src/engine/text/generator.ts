@@ -85,7 +85,7 @@ export class TextGenerator implements TextModel {
   private nextId = 1;
   private readonly accepting = new Map<number, { resolve: (promptTokens: number) => void; reject: (error: Error) => void }>();
   private readonly streams = new Map<number, EventStream>();
-  private current: StreamStats = { active: 0, queued: 0, steps: 0 };
+  private current: StreamStats = { active: 0, queued: 0, steps: 0, prefills: 0 };
   private readonly listeners = new Set<(stats: StreamStats) => void>();
   private closing: Promise<void> | undefined;
   private dead: string | undefined;
@@ -159,7 +159,7 @@ export class TextGenerator implements TextModel {
     return { ...this.modelShape };
   }
 
-  /** Streams holding a slot, streams waiting for one, and decode steps run so far. */
+  /** Streams holding a slot, streams waiting for one, and decode steps and prefill runs so far. */
   stats(): StreamStats {
     return { ...this.current };
   }

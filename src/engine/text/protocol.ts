@@ -28,7 +28,8 @@ export type StreamRequest = {
   stop: string[];
 };
 
-export type StreamStats = { active: number; queued: number; steps: number };
+/** Streams holding a slot, streams waiting for one, decode steps run, and prefill runs (each one a group of newcomers). */
+export type StreamStats = { active: number; queued: number; steps: number; prefills: number };
 
 export type StreamEvent =
   | { id: number; type: "token"; text: string; index: number }

@@ -1,8 +1,8 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { setMetric } from "hono/timing";
 import type { BatchTiming } from "../../engine/batcher.ts";
 import type { AppEnv } from "../../lib/env.ts";
+import { recordTiming } from "../../middleware/timing/index.ts";
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { TabularManifest } from "../../engine/manifest.ts";
 import { ProblemError, problemType, validationProblem } from "../../lib/problem.ts";
@@ -23,9 +23,8 @@ export function predictHandlers(repository: ModelCatalog, defaultModel: string) 
   /** Server-Timing gets the engine's queue and inference time; the access log gets the model. */
   const record = (c: Context<AppEnv>, manifest: TabularManifest, timing: BatchTiming) => {
     c.set("model", manifest.name);
-    if (!c.get("metric")) return; // mounted without the timing middleware
-    setMetric(c, "queue", timing.queueMs);
-    setMetric(c, "inference", timing.inferenceMs);
+    recordTiming(c, "queue", timing.queueMs);
+    recordTiming(c, "inference", timing.inferenceMs);
   };
 
   const v1: RouteHandler<PredictRoutes["v1"], AppEnv> = async (c) => {
