@@ -6,6 +6,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { EngineError } from "../../src/engine/errors.ts";
 import { TextGenerator } from "../../src/engine/text/generator.ts";
+import { PREFILL_TOKEN_BUDGET, prefillGroups, prefillTokenBudget } from "../../src/engine/text/prefill.ts";
 import { collect, type Collected, greedy, ReferenceDecoder, run, sampled, statsReach, TEST_OPTIONS, TINY_LM, tinyManifest } from "./helpers.ts";
 
 let generator: TextGenerator;
@@ -142,6 +143,56 @@ describe("greedy decoding", () => {
     expect(steps).toBeLessThanOrEqual(2 * tokens);
     expect(steps).toBeLessThan(total / 3);
     expect(generator.stats()).toMatchObject({ active: 0, queued: 0 });
+  });
+});
+
+describe("batched prefill", () => {
+  test("streams submitted together are prefilled in fewer ONNX runs than streams, each giving exactly its text alone", async () => {
+    // Prompts of 2 to 21 tokens share a left-padded prefill run.
+    const lengths = [30, 12, 25, 5, 40, 17, 8, 21];
+    const alone: Collected[] = [];
+    for (const [i, p] of PROMPTS.entries()) alone.push(await run(generator, greedy(p, lengths[i]!)));
+    const expected = await Promise.all(PROMPTS.map((p, i) => reference.greedy(p, lengths[i]!)));
+    alone.forEach((a, i) => expect(a.text).toBe(expected[i]!.text));
+
+    const before = generator.stats();
+    const together = await Promise.all(PROMPTS.map((p, i) => run(generator, greedy(p, lengths[i]!))));
+    const after = generator.stats();
+    together.forEach((t, i) => {
+      expect(t.text).toBe(alone[i]!.text);
+      expect(t.pieces).toEqual(alone[i]!.pieces);
+      expect(t.finishReason).toBe(alone[i]!.finishReason);
+      expect(t.usage).toEqual(alone[i]!.usage);
+    });
+    const prefills = after.prefills - before.prefills;
+    expect(prefills).toBeGreaterThanOrEqual(1);
+    // Usually one run; a burst's messages may reach the worker on both sides of a run, so allow a few.
+    expect(prefills).toBeLessThanOrEqual(PROMPTS.length / 2);
+
+    // Seeded sampling too: the same text whichever prefill group a stream lands in.
+    const params = PROMPTS.map((p, i) => sampled(p, 20, 500 + i));
+    const sampledAlone: string[] = [];
+    for (const p of params) sampledAlone.push((await run(generator, p)).text);
+    expect((await Promise.all(params.map((p) => run(generator, p)))).map((r) => r.text)).toEqual(sampledAlone);
+  });
+
+  test("groups stay within the padded-token budget; a prompt longer than it runs alone", () => {
+    const budget = 100;
+    const lengths = [90, 3, 10, 150, 9, 40, 12, 5, 11, 30];
+    const groups = prefillGroups(lengths, (n) => n, budget);
+    expect(groups.flat().sort((a, b) => a - b)).toEqual([...lengths].sort((a, b) => a - b));
+    for (const g of groups) {
+      if (g.length > 1) expect(g.length * Math.max(...g)).toBeLessThanOrEqual(budget);
+    }
+    expect(groups.find((g) => g.includes(150))).toEqual([150]);
+    expect(groups.length).toBeLessThan(lengths.length);
+    // Sixteen verse-sized prompts fit in one run under the default budget.
+    expect(prefillGroups(Array(16).fill(20), (n) => n)).toHaveLength(1);
+    expect(PREFILL_TOKEN_BUDGET).toBeGreaterThanOrEqual(16 * 64);
+    // A big vocabulary lowers it, so that one run's logits (every position × the vocabulary) stay bounded.
+    expect(prefillTokenBudget(4096)).toBe(PREFILL_TOKEN_BUDGET);
+    expect(prefillTokenBudget(50_257)).toBeLessThan(PREFILL_TOKEN_BUDGET);
+    expect(prefillTokenBudget(50_257) * 50_257).toBeLessThanOrEqual(2 ** 24);
   });
 });
 

@@ -15,7 +15,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, ToWorker } from "./protocol.ts";
-import { prefillGroups } from "./prefill.ts";
+import { prefillGroups, prefillTokenBudget } from "./prefill.ts";
 import { sampleToken, seededRandom, type Random } from "./sampling.ts";
 import { IncrementalDecoder, StopMatcher } from "./text-stream.ts";
 
@@ -94,6 +94,9 @@ try {
   send({ kind: "load_error", message: describe(error) });
   process.exit(0);
 }
+
+/** Padded tokens one prefill run may take (see prefill.ts). */
+const prefillBudget = prefillTokenBudget(graph.vocab);
 
 const decodeText = (ids: number[]) => ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
 
@@ -384,7 +387,7 @@ async function loop() {
       statsChanged = true;
       admitted.push(stream);
     }
-    for (const group of prefillGroups(admitted, (s) => s.promptIds.length)) {
+    for (const group of prefillGroups(admitted, (s) => s.promptIds.length, prefillBudget)) {
       const live = group.filter((s) => s.state === "active"); // one cancelled during an earlier group's run is skipped
       if (live.length > 0) await prefill(live);
     }
