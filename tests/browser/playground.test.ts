@@ -1,7 +1,8 @@
 /**
  * A real browser against the real server: Debian's chromium (/usr/bin/chromium, never a downloaded one) driven
  * by playwright-core. EventSource on /v1/generate, the playground page at GET / (generation and the iris form),
- * that the page loads nothing from elsewhere, and the page's API-key field when the server has keys.
+ * that the page loads nothing from elsewhere, the page's API-key field when the server has keys, and that
+ * Swagger UI at /docs renders from this server alone.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -187,6 +188,38 @@ describe("the browser, authentication off", () => {
       expect(await page.getAttribute("#gen-status", "class")).toContain("error");
     } finally {
       await close();
+    }
+  }, TEST_TIMEOUT);
+});
+
+describe("Swagger UI at /docs", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startTextServer();
+  }, HOOK_TIMEOUT);
+  afterAll(async () => {
+    await server?.stop("SIGKILL");
+  }, HOOK_TIMEOUT);
+
+  test("renders the API from /doc with only this server's assets (it works with no network)", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(20_000);
+      const requests: string[] = [];
+      page.on("request", (request) => requests.push(request.url()));
+      await page.goto(`${server.url}/docs`);
+      await page.waitForSelector(".swagger-ui .info .title");
+      expect(await page.textContent(".swagger-ui .info .title")).toContain("ONNX model server");
+      // Operations are listed, and the Authorize button is there for the API-key schemes.
+      await page.waitForSelector(".opblock-summary-path[data-path='/v1/predict']");
+      expect(await page.locator(".opblock").count()).toBeGreaterThan(10);
+      expect(await page.locator(".btn.authorize").count()).toBe(1);
+      const origin = new URL(server.url).origin;
+      expect(requests.filter((u) => !u.startsWith("data:") && new URL(u).origin !== origin)).toEqual([]);
+      expect(requests.map((u) => new URL(u).pathname)).toEqual(expect.arrayContaining(["/docs", "/doc"]));
+    } finally {
+      await context.close();
     }
   }, TEST_TIMEOUT);
 });
