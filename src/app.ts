@@ -203,7 +203,10 @@ function documentVersionedPredict(api: ReturnType<typeof createRouter<AppEnv>>) 
       headers: z.object({ "API-Version": z.enum(API_VERSIONS).optional().openapi({ description: "1 (default) or 2", example: "2" }) }),
       body: {
         required: true,
-        content: { "application/json": { schema: z.object({}).passthrough().openapi({ description: "The body of /v1/predict or /v2/predict" }) } },
+        content: { "application/json": { schema: z
+              .object({})
+              .passthrough()
+              .openapi({ description: "The body of /v1/predict or /v2/predict", example: { features: [5.1, 3.5, 1.4, 0.2] } }) } },
       },
     },
     responses: {

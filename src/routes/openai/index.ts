@@ -210,7 +210,7 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
               model: z.string(),
               choices: z.array(z.object({ index: z.number().int(), message: z.object({ role: z.literal("assistant"), content: z.string() }), logprobs: z.null(), finish_reason: z.enum(["stop", "length"]) })),
               usage: UsageSchema,
-            }),
+            }).openapi({ example: { id: "chatcmpl-1", object: "chat.completion", created: 1795000000, model: "kjv-gpt", choices: [{ index: 0, message: { role: "assistant", content: " and there was light." }, logprobs: null, finish_reason: "stop" }], usage: { prompt_tokens: 3, completion_tokens: 6, total_tokens: 9 } } }),
           },
           "text/event-stream": { schema: z.string() },
         },
