@@ -56,7 +56,6 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
 
   // Listen first, so /health answers and /readiness says 503 while the models load.
   const server = await listen(app, config);
-  logger.info({ url: server.url, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
 
   // Signals are handled from here on, so a stop while models load is graceful too.
   let stopping = false;
@@ -71,6 +70,7 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  logger.info({ url: server.url, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
 
   const started = performance.now();
   await repository.loadAll();
