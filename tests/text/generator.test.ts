@@ -373,6 +373,18 @@ describe("limits, checked before any event", () => {
 });
 
 describe("lifecycle", () => {
+  test("selfTest() passes while every slot and the queue are full: the running generation's next step is the test", async () => {
+    const busy = await another({ maxStreams: 1, maxQueue: 0 });
+    const { events } = await busy.generate(greedy("In the beginning", 40));
+    const iterator = events[Symbol.asyncIterator]();
+    await iterator.next(); // generating now
+    expect((await rejection(busy.generate(greedy("Then", 5)))).code).toBe("overloaded");
+    const steps = busy.stats().steps;
+    await busy.selfTest();
+    expect(busy.stats().steps).toBeGreaterThan(steps);
+    await iterator.return?.();
+  });
+
   test("close() lets admitted generations finish, then refuses new ones with not_ready", async () => {
     const closing = await another({});
     const pending = closing.generate(greedy("In the beginning", 30));

@@ -75,6 +75,9 @@ export interface TextModel {
   close(): Promise<void>;
 }
 
+// How long a readiness probe waits for the next decode step of running generations.
+const SELF_TEST_STEP_MS = 5_000;
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 // Bun runs the TypeScript worker directly; a bundle for Node ships the compiled .js beside this module.
@@ -215,10 +218,30 @@ export class TextGenerator implements TextModel {
 
   /** One real short greedy generation; throws if it fails or does not finish properly. */
   async selfTest(): Promise<void> {
+    // While generations run, the next decode step is the test inference: a probe must not wait for a slot
+    // behind them (or fail on a full queue) when the model is plainly working.
+    if (this.current.active > 0 && !this.dead) return this.nextStep(SELF_TEST_STEP_MS);
     const { events } = await this.generate({ prompt: "The", maxTokens: 2, temperature: 0, topK: 0, topP: 1, stop: [] });
     let done: Usage | undefined;
     for await (const event of events) if (event.type === "done") done = event.usage;
     if (!done || done.completionTokens < 1) throw new EngineError("inference_failed", "the self-test generation produced no tokens");
+  }
+
+  /** Resolves when the worker completes its next decode step; rejects if none comes within `ms`. */
+  private nextStep(ms: number): Promise<void> {
+    const from = this.current.steps;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new EngineError("inference_failed", `no decode step completed within ${ms} ms`));
+      }, ms);
+      const stop = this.onStats((stats) => {
+        if (stats.steps === from) return;
+        clearTimeout(timer);
+        stop();
+        resolve();
+      });
+    });
   }
 
   /** Takes no new requests, lets the admitted ones finish, then stops the worker. */
