@@ -52,9 +52,12 @@ function serverEnv(env: Record<string, string>): Record<string, string> {
   };
 }
 
-/** Spawns the server and returns at once; use waitForLog() for what to wait for. */
-export function launchServer(env: Record<string, string> = {}): LaunchedServer {
-  const proc = Bun.spawn([process.execPath, "src/index.ts"], { cwd: ROOT, env: serverEnv(env), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+/** The server as `npm start` runs it. */
+export const BUN_SERVER = [process.execPath, "src/index.ts"];
+
+/** Spawns the server (by default as `npm start` does) and returns at once; use waitForLog() for what to wait for. */
+export function launchServer(env: Record<string, string> = {}, command: string[] = BUN_SERVER): LaunchedServer {
+  const proc = Bun.spawn(command, { cwd: ROOT, env: serverEnv(env), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   running.add(proc);
   const logs: string[] = [];
   const parsed: LogLine[] = [];
@@ -117,8 +120,8 @@ export function launchServer(env: Record<string, string> = {}): LaunchedServer {
 }
 
 /** Starts the server and resolves once it has logged "models loaded"; `url` comes from its "listening" log line. */
-export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
-  const server = launchServer(env);
+export async function startServer(env: Record<string, string> = {}, command: string[] = BUN_SERVER): Promise<RunningServer> {
+  const server = launchServer(env, command);
   try {
     const listening = await server.waitForLog("listening; loading models");
     await server.waitForLog("models loaded");

@@ -3,7 +3,8 @@
  * machines serve it. Each take is one Lua script, so it is atomic, and it reads Redis's clock, so servers whose
  * clocks disagree still agree on the bucket.
  */
-import { RedisClient } from "bun";
+import type { RedisClient } from "bun";
+import { createHash } from "node:crypto";
 import { RateLimitStoreError, type RateLimitStore } from "./store.ts";
 import { compilePolicy, summarize, type BucketPolicy, type TakeResult } from "./token-bucket.ts";
 
@@ -57,7 +58,7 @@ redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((cap - units) / rat
 return {allowed, units, now}
 `;
 
-const SCRIPT_SHA = new Bun.CryptoHasher("sha1").update(TAKE_SCRIPT).digest("hex");
+const SCRIPT_SHA = createHash("sha1").update(TAKE_SCRIPT).digest("hex");
 
 /**
  * Token buckets in Redis (7 or later), taken atomically by one Lua script.
@@ -100,7 +101,9 @@ export class RedisStore implements RateLimitStore {
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`RedisStore: timeoutMs must be an integer >= 1; got ${String(timeoutMs)}`);
     this.prefix = prefix;
     this.timeoutMs = timeoutMs;
-    this.#client = new RedisClient(url, {
+    // Bun's built-in client, reached through the global so this module still loads on Node.js.
+    if (typeof Bun === "undefined") throw new TypeError("RedisStore uses Bun's built-in Redis client: run the server with Bun to use REDIS_URL");
+    this.#client = new Bun.RedisClient(url, {
       // An unreachable host fails the connect within the take's own deadline rather than after 10 s.
       connectionTimeout: timeoutMs,
       // Bun's own reconnect loop queues or refuses commands for up to maxRetries backoffs and then gives up for
