@@ -116,7 +116,7 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
   app.use(timing());
   app.use(secureHeaders());
   // CORS answers preflights before authentication: browsers send them without credentials. Requests without
-  // an Origin header (curl, scripts) are not cross-origin, so they skip it and the header copying it costs.
+  // an Origin header (curl, scripts) are not cross-origin, so they skip it and the headers it sets.
   const corsHeaders = cors({
     origin: config.CORS_ORIGINS,
     allowMethods: ["GET", "POST", "OPTIONS"],

@@ -1,7 +1,7 @@
 /**
  * Timing headers: `X-Process-Time` (seconds, as FastAPI's classic timing middleware writes it) and
  * `Server-Timing` (`total`, plus whatever handlers record, such as the engine's `queue` and `inference`).
- * One middleware writes both, once, because on Bun every change to a finished response's headers costs a copy.
+ * One middleware writes both, once, because on Bun every change to a finished response's headers is slow.
  */
 import type { Context, MiddlewareHandler } from "hono";
 
