@@ -2,6 +2,7 @@
  * A throwaway redis-server for tests: no persistence, loopback only, on a free port. startRedis() resolves when
  * the server logs "Ready to accept connections" (an event, not a sleep); stop() ends it.
  */
+import { readLines } from "./lines.ts";
 import type { Subprocess } from "bun";
 
 const REDIS_SERVER = "/usr/bin/redis-server";
@@ -56,21 +57,12 @@ async function launch(port: number): Promise<TestRedis> {
   let resolveReady!: () => void;
   const ready = new Promise<void>((resolve) => (resolveReady = resolve));
 
-  // Reads the log to the end, so the pipe never fills, and signals the first "Ready to accept connections".
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of stream) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        output.push(line);
-        if (line.includes("Ready to accept connections")) resolveReady();
-      }
-    }
+  // Keeps the log, and signals the first "Ready to accept connections".
+  const onLine = (line: string) => {
+    output.push(line);
+    if (line.includes("Ready to accept connections")) resolveReady();
   };
-  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr), proc.exited]).then(() => {
+  const exited = Promise.all([readLines(proc.stdout, onLine), readLines(proc.stderr, onLine), proc.exited]).then(() => {
     running.delete(proc);
   });
 

@@ -4,6 +4,7 @@
  * the test process's minus any server setting, plus: PORT=0, HOST=127.0.0.1, LOG_LEVEL=info, MODELS_DIR = a
  * temporary folder with links to models/iris and models/wine, RATE_LIMIT_CAPACITY=1000000; `env` overrides.
  */
+import { readLines } from "./lines.ts";
 import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { ConfigSchema } from "../../src/config.ts";
@@ -81,20 +82,7 @@ export function launchServer(env: Record<string, string> = {}, command: string[]
     }
   };
 
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of stream) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) onLine(line);
-    }
-    buffered += decoder.decode();
-    if (buffered) onLine(buffered);
-  };
-
-  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr), proc.exited]).then(([, , code]) => {
+  const exited = Promise.all([readLines(proc.stdout, onLine), readLines(proc.stderr, onLine), proc.exited]).then(([, , code]) => {
     running.delete(proc);
     ended = true;
     const error = new Error(`server exited with code ${code} (signal ${proc.signalCode ?? "none"}); output:\n${logs.join("\n")}`);
