@@ -15,8 +15,8 @@ What it does
      [a, b] pairs) that @huggingface/tokenizers (JS) loads and encodes
      identically.
   3. Trains a decoder-only transformer (pre-LayerNorm, learned absolute
-     position embeddings, GELU MLP 4x, tied input/output embeddings, no
-     dropout) on the training verses joined by "<|endoftext|>", with random
+     position embeddings, grouped-query attention, GELU MLP 4x, tied
+     input/output embeddings, no dropout) on the training verses joined by "<|endoftext|>", with random
      context-length windows, AdamW and a warm-up + cosine schedule for a fixed
      number of steps.  Prints the held-out per-token perplexity (each held-out
      verse scored as <|endoftext|> verse <|endoftext|>, predicting everything
@@ -29,19 +29,21 @@ What it does
                 attention_mask   int64   [batch_size, past_sequence_length + sequence_length]
                 position_ids     int64   [batch_size, sequence_length]
                 past_key_values.{i}.key / .value
-                                 float32 [batch_size, n_head, past_sequence_length, head_dim]
+                                 float32 [batch_size, n_kv_head, past_sequence_length, head_dim]
        outputs  logits           float32 [batch_size, sequence_length, vocab_size]
                 present.{i}.key / .value
-                                 float32 [batch_size, n_head, past_sequence_length + sequence_length, head_dim]
+                                 float32 [batch_size, n_kv_head, past_sequence_length + sequence_length, head_dim]
      Query i (absolute key index P+i, P = past length) attends to key j iff
      j <= P+i and attention_mask[b, j] == 1; masked scores are set to
      float32 min (finite, so fully masked pad rows give no NaN).  Positions
      come only from position_ids, so a left-padded row gives the logits of
      the unpadded row.  past_sequence_length may be 0.
   5. Writes model.onnx, tokenizer.json and model.json for
-       * kjv-gpt  -> models/kjv-gpt/          (4 layers, 4 heads, d_model 192,
+       * kjv-gpt  -> models/kjv-gpt/          (4 layers, 4 query heads sharing
+                                               1 key/value head, d_model 192,
                                                vocab 4096, context 256)
-       * tiny-lm  -> tests/fixtures/tiny-lm/  (2 layers, 2 heads, d_model 64,
+       * tiny-lm  -> tests/fixtures/tiny-lm/  (2 layers, 2 heads each with its
+                                               own key/value head, d_model 64,
                                                vocab 512, context 64, a few
                                                hundred steps; quality is not
                                                the point, its shapes are)
@@ -105,7 +107,7 @@ CONFIGS = {
         name="kjv-gpt",
         out_dir="models/kjv-gpt",
         description="A small GPT-style language model trained on the King James Bible (Debian package bible-kjv).",
-        vocab_size=4096, n_layer=4, n_head=4, d_model=192, context=256,
+        vocab_size=4096, n_layer=4, n_head=4, n_kv_head=1, d_model=192, context=256,
         steps=700, batch_size=16, lr=2e-3, min_lr_frac=0.1, warmup=50, weight_decay=0.1,
         seed=1611, n_samples=40, sample_tokens=80,
     ),
@@ -113,7 +115,7 @@ CONFIGS = {
         name="tiny-lm",
         out_dir="tests/fixtures/tiny-lm",
         description="A tiny GPT-style test fixture (differently shaped from kjv-gpt) trained briefly on the King James Bible (Debian package bible-kjv).",
-        vocab_size=512, n_layer=2, n_head=2, d_model=64, context=64,
+        vocab_size=512, n_layer=2, n_head=2, n_kv_head=2, d_model=64, context=64,
         steps=300, batch_size=16, lr=3e-3, min_lr_frac=0.1, warmup=30, weight_decay=0.1,
         seed=7, n_samples=8, sample_tokens=40,
     ),
@@ -360,44 +362,52 @@ NEG = torch.finfo(torch.float32).min
 
 
 class Block(nn.Module):
-    def __init__(self, d, h):
+    """Pre-LN transformer block.  Attention has n_head query heads sharing n_kv_head key/value heads
+    (grouped-query attention; n_kv_head == 1 is multi-query, n_kv_head == n_head the classic form).
+    Fewer key/value heads shrink the KV cache that every decode step reads and writes, which is what
+    makes batched decoding cheap."""
+
+    def __init__(self, d, h, kvh):
         super().__init__()
-        self.h, self.hd = h, d // h
+        assert h % kvh == 0
+        self.h, self.kvh, self.hd = h, kvh, d // h
         self.ln1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
+        self.qkv = nn.Linear(d, d + 2 * kvh * self.hd)
         self.proj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d)
         self.fc = nn.Linear(d, 4 * d)
         self.fc2 = nn.Linear(4 * d, d)
 
     def forward(self, x, allowed, past_k=None, past_v=None):
-        """allowed: bool [B or 1, 1, S, K] (K = past + S).  Returns x, k, v."""
+        """allowed: bool [B or 1, 1, S, K] (K = past + S).  Returns x, k, v (k, v: [B, kvh, K, hd])."""
         B, S, D = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
-        q = q.view(B, S, self.h, self.hd).transpose(1, 2)
-        k = k.view(B, S, self.h, self.hd).transpose(1, 2)
-        v = v.view(B, S, self.h, self.hd).transpose(1, 2)
+        kvh, g, hd = self.kvh, self.h // self.kvh, self.hd
+        q, k, v = self.qkv(self.ln1(x)).split([D, kvh * hd, kvh * hd], dim=2)
+        # query head j*g + i uses key/value head j: group the g query heads of each kv head as extra rows
+        q = q.view(B, S, kvh, g, hd).permute(0, 2, 3, 1, 4).reshape(B, kvh, g * S, hd)
+        k = k.view(B, S, kvh, hd).transpose(1, 2)
+        v = v.view(B, S, kvh, hd).transpose(1, 2)
         if past_k is not None:
             k = torch.cat([past_k, k], dim=2)
             v = torch.cat([past_v, v], dim=2)
-        att = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hd))
-        att = att.masked_fill(~allowed, NEG)  # finite, so fully masked rows stay NaN-free
-        att = torch.softmax(att, dim=-1)
-        y = torch.matmul(att, v).transpose(1, 2).reshape(B, S, D)
+        att = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))  # [B, kvh, g * S, K]
+        att = att.view(B, kvh, g, S, -1).masked_fill(~allowed.unsqueeze(1), NEG)  # finite, so fully masked rows stay NaN-free
+        att = torch.softmax(att, dim=-1).view(B, kvh, g * S, -1)
+        y = torch.matmul(att, v).view(B, kvh, g, S, hd).permute(0, 3, 1, 2, 4).reshape(B, S, D)
         x = x + self.proj(y)
         x = x + self.fc2(F.gelu(self.fc(self.ln2(x))))
         return x, k, v
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab_size, n_layer, n_head, d_model, context):
+    def __init__(self, vocab_size, n_layer, n_head, n_kv_head, d_model, context):
         super().__init__()
-        self.vocab_size, self.n_layer, self.n_head, self.d_model, self.context = \
-            vocab_size, n_layer, n_head, d_model, context
+        self.vocab_size, self.n_layer, self.n_head, self.n_kv_head, self.d_model, self.context = \
+            vocab_size, n_layer, n_head, n_kv_head, d_model, context
         self.head_dim = d_model // n_head
         self.wte = nn.Embedding(vocab_size, d_model)
         self.wpe = nn.Embedding(context, d_model)
-        self.blocks = nn.ModuleList([Block(d_model, n_head) for _ in range(n_layer)])
+        self.blocks = nn.ModuleList([Block(d_model, n_head, n_kv_head) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(d_model)
         self.apply(self._init)
         for b in self.blocks:  # GPT-2 scaled init of residual projections
@@ -445,7 +455,7 @@ class GPT(nn.Module):
         return self._logits(x), presents
 
     def empty_past(self, batch):
-        z = torch.zeros(batch, self.n_head, 0, self.head_dim)
+        z = torch.zeros(batch, self.n_kv_head, 0, self.head_dim)
         return [(z, z) for _ in range(self.n_layer)]
 
 
@@ -596,7 +606,7 @@ def export_onnx(model, path):
            "logits": {0: "batch_size", 1: "sequence_length"}}
     for i in range(model.n_layer):
         for kind in ("key", "value"):
-            past.append(torch.zeros(B, model.n_head, P, model.head_dim))
+            past.append(torch.zeros(B, model.n_kv_head, P, model.head_dim))
             n = f"past_key_values.{i}.{kind}"
             in_names.append(n)
             dyn[n] = {0: "batch_size", 2: "past_sequence_length"}
@@ -660,9 +670,9 @@ def build(key, train_verses, held_verses, dict_words, ref_dir=None, steps_overri
           f"{time.time() - t0:.0f}s", flush=True)
 
     torch.manual_seed(cfg["seed"])
-    model = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["d_model"], cfg["context"])
+    model = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"], cfg["d_model"], cfg["context"])
     n_params = model.n_params()
-    print(f"  model: {cfg['n_layer']} layers, {cfg['n_head']} heads, d_model {cfg['d_model']}, "
+    print(f"  model: {cfg['n_layer']} layers, {cfg['n_head']} heads ({cfg['n_kv_head']} key/value), d_model {cfg['d_model']}, "
           f"{n_params} parameters", flush=True)
     train_seconds = train(model, stream, cfg, cfg["steps"], log_every=100 if key == "kjv" else 50)
     epochs = cfg["steps"] * cfg["batch_size"] * cfg["context"] / len(stream)
@@ -704,7 +714,7 @@ def build(key, train_verses, held_verses, dict_words, ref_dir=None, steps_overri
         "tokenizer": "tokenizer.json",
         "context_length": cfg["context"],
         "eos_token": EOS,
-        "architecture": {"n_layer": cfg["n_layer"], "n_head": cfg["n_head"],
+        "architecture": {"n_layer": cfg["n_layer"], "n_head": cfg["n_head"], "n_kv_head": cfg["n_kv_head"],
                          "head_dim": cfg["d_model"] // cfg["n_head"], "d_model": cfg["d_model"],
                          "vocab_size": cfg["vocab_size"], "parameters": n_params},
         "training": {

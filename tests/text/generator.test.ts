@@ -49,9 +49,9 @@ const PROMPTS = [
 ];
 
 describe("the model's shape", () => {
-  test("is read from the ONNX graph, not assumed: the tiny model's own layers, heads, head size and vocabulary", async () => {
+  test("is read from the ONNX graph, not assumed: the tiny model's own layers, key/value heads, head size and vocabulary", async () => {
     const manifest = tinyManifest();
-    const architecture = manifest.architecture as { n_layer: number; n_head: number; head_dim: number; vocab_size: number };
+    const architecture = manifest.architecture as { n_layer: number; n_kv_head: number; head_dim: number; vocab_size: number };
     const session = await ort.InferenceSession.create(join(TINY_LM, "model.onnx"));
     const pastInputs = session.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n));
     const meta = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
@@ -60,13 +60,13 @@ describe("the model's shape", () => {
     const shape = generator.shape();
     expect(shape).toEqual({
       layers: architecture.n_layer,
-      heads: architecture.n_head,
+      kvHeads: architecture.n_kv_head,
       headDim: architecture.head_dim,
       vocab: architecture.vocab_size,
       contextLength: manifest.context_length,
     });
     expect(shape.layers).toBe(pastInputs.length);
-    expect(meta?.isTensor && [meta.shape[1], meta.shape[3]]).toEqual([shape.heads, shape.headDim]);
+    expect(meta?.isTensor && [meta.shape[1], meta.shape[3]]).toEqual([shape.kvHeads, shape.headDim]);
     expect(outMeta?.isTensor && outMeta.shape[2]).toBe(shape.vocab);
     // The fixture is deliberately unlike kjv-gpt; when that model exists, its shape must differ.
     const kjv = join(import.meta.dir, "..", "..", "models", "kjv-gpt", "model.json");
@@ -74,7 +74,7 @@ describe("the model's shape", () => {
     try {
       kjvArchitecture = JSON.parse(readFileSync(kjv, "utf8")).architecture;
     } catch {}
-    if (kjvArchitecture) expect(kjvArchitecture).not.toEqual(expect.objectContaining({ n_layer: shape.layers, n_head: shape.heads, vocab_size: shape.vocab }));
+    if (kjvArchitecture) expect(kjvArchitecture).not.toEqual(expect.objectContaining({ n_layer: shape.layers, n_kv_head: shape.kvHeads, vocab_size: shape.vocab }));
   });
 });
 

@@ -54,21 +54,22 @@ function readGraph(session: ort.InferenceSession, tokenizer: Tokenizer): Graph {
   for (const name of ["logits", ...presentNames]) if (!outputs.has(name)) throw problem(`the graph has no output '${name}'`);
 
   const first = inputs.get(pastNames[0]!)!;
-  const heads = first.shape[1];
+  // Key/value heads: fewer than the query heads in a grouped- or multi-query model, which the engine need not know.
+  const kvHeads = first.shape[1];
   const headDim = first.shape[3];
-  if (typeof heads !== "number" || typeof headDim !== "number") {
-    throw problem(`${pastNames[0]} has shape [${first.shape.join(", ")}]; heads (dim 1) and head size (dim 3) must be fixed`);
+  if (typeof kvHeads !== "number" || typeof headDim !== "number") {
+    throw problem(`${pastNames[0]} has shape [${first.shape.join(", ")}]; key/value heads (dim 1) and head size (dim 3) must be fixed`);
   }
   for (const name of [...pastNames, ...presentNames]) {
     const t = (inputs.get(name) ?? outputs.get(name))!;
     if (t.type !== "float32") throw problem(`${name} is ${t.type}; only float32 KV caches are supported`);
-    if (t.shape.length !== 4 || t.shape[1] !== heads || t.shape[3] !== headDim) {
-      throw problem(`${name} has shape [${t.shape.join(", ")}], expected [batch, ${heads}, length, ${headDim}]`);
+    if (t.shape.length !== 4 || t.shape[1] !== kvHeads || t.shape[3] !== headDim) {
+      throw problem(`${name} has shape [${t.shape.join(", ")}], expected [batch, ${kvHeads}, length, ${headDim}]`);
     }
   }
   const logitsWidth = outputs.get("logits")!.shape[2];
   const vocab = typeof logitsWidth === "number" ? logitsWidth : tokenizer.get_vocab(true).size;
-  return { layers, heads, headDim, vocab, contextLength: init.contextLength, pastNames, presentNames };
+  return { layers, kvHeads, headDim, vocab, contextLength: init.contextLength, pastNames, presentNames };
 }
 
 let session: ort.InferenceSession;
@@ -88,8 +89,8 @@ try {
     graphOptimizationLevel: "all",
   });
   graph = readGraph(session, tokenizer);
-  const { layers, heads, headDim, vocab, contextLength } = graph;
-  send({ kind: "ready", shape: { layers, heads, headDim, vocab, contextLength } });
+  const { layers, kvHeads, headDim, vocab, contextLength } = graph;
+  send({ kind: "ready", shape: { layers, kvHeads, headDim, vocab, contextLength } });
 } catch (error) {
   send({ kind: "load_error", message: describe(error) });
   process.exit(0);
@@ -118,7 +119,7 @@ type Stream = {
   next: number;
   /**
    * Between prefill and merging into the batch: where its cache is, row `row` of its prefill group's present
-   * tensors ([rows, heads, columns, headDim] per past name), its `length` real columns being the last ones.
+   * tensors ([rows, kvHeads, columns, headDim] per past name), its `length` real columns being the last ones.
    */
   cache?: { present: Float32Array[]; row: number; columns: number };
 };
@@ -281,7 +282,7 @@ async function prefill(group: Stream[]) {
     attention_mask: int64(mask, [B, S]),
     position_ids: int64(positions, [B, S]),
   };
-  for (const name of graph.pastNames) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [B, graph.heads, 0, graph.headDim]);
+  for (const name of graph.pastNames) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [B, graph.kvHeads, 0, graph.headDim]);
   let present: Float32Array[];
   let logits: Float32Array[];
   try {
@@ -312,7 +313,7 @@ function rebuild(joining: Stream[]) {
   const joined = joining.filter((s) => s.state === "active" && s.cache);
   const all = [...kept.map((r) => r.stream), ...joined];
   const length = Math.max(0, ...all.map((s) => s.length));
-  const { heads: H, headDim: D } = graph;
+  const { kvHeads: H, headDim: D } = graph;
   past = graph.pastNames.map((_, n) => {
     const data = new Float32Array(all.length * H * length * D);
     const copy = (source: Float32Array, sourceRow: number, sourceLength: number, row: number, len: number) => {
@@ -353,7 +354,7 @@ async function step() {
     const out = await session.run(feeds);
     past = graph.presentNames.map((name) => {
       const t = out[name];
-      if (!t || t.dims[0] !== B || t.dims[2] !== T + 1) throw new Error(`${name} has shape [${t?.dims.join(", ")}], expected [${B}, ${graph.heads}, ${T + 1}, ${graph.headDim}]`);
+      if (!t || t.dims[0] !== B || t.dims[2] !== T + 1) throw new Error(`${name} has shape [${t?.dims.join(", ")}], expected [${B}, ${graph.kvHeads}, ${T + 1}, ${graph.headDim}]`);
       return t;
     });
     logits = rows.map((_, b) => lastLogits(out.logits, b));

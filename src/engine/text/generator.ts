@@ -157,7 +157,7 @@ export class TextGenerator implements TextModel {
     return generator;
   }
 
-  /** Layers, heads, head size and vocabulary as read from the ONNX graph; the context length from the manifest. */
+  /** Layers, key/value heads, head size and vocabulary as read from the ONNX graph; the context length from the manifest. */
   shape(): ModelShape {
     return { ...this.modelShape };
   }

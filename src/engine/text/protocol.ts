@@ -2,7 +2,7 @@
 import type { EngineErrorCode } from "../errors.ts";
 
 /** The model's shape as read from the ONNX graph (and, for the context, the manifest). */
-export type ModelShape = { layers: number; heads: number; headDim: number; vocab: number; contextLength: number };
+export type ModelShape = { layers: number; kvHeads: number; headDim: number; vocab: number; contextLength: number };
 
 export type GenerationWorkerInit = {
   modelPath: string;
