@@ -97,17 +97,25 @@ export function requires(scope: Scope) {
  * definitions (see `requires`). Paths without a scope are public.
  */
 export function scopeLookup(api: OpenAPIHono<any>): (method: string, path: string) => Scope | undefined {
-  const table: { method: string; pattern: RegExp; scope: Scope }[] = [];
+  // Fixed paths are looked up directly; only paths with parameters ({name}) need a pattern.
+  const fixed = new Map<string, Scope>();
+  const patterns: { method: string; pattern: RegExp; scope: Scope }[] = [];
   for (const def of api.openAPIRegistry.definitions) {
     if (def.type !== "route") continue;
     const scope = def.route.security?.[0] && (Object.values(def.route.security[0])[0]?.[0] as Scope | undefined);
     if (!scope) continue;
+    const method = def.route.method.toUpperCase();
+    if (!def.route.path.includes("{")) {
+      fixed.set(`${method} ${def.route.path}`, scope);
+      fixed.set(`${method} ${def.route.path}/`, scope);
+      continue;
+    }
     const source = def.route.path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{[^}]+\\?\}/g, "[^/]+");
-    table.push({ method: def.route.method.toUpperCase(), pattern: new RegExp(`^${source}/?$`), scope });
+    patterns.push({ method, pattern: new RegExp(`^${source}/?$`), scope });
   }
   return (method, path) => {
     // Hono answers HEAD with the GET route, so HEAD needs what GET needs.
     const m = method === "HEAD" ? "GET" : method;
-    return table.find((r) => r.method === m && r.pattern.test(path))?.scope;
+    return fixed.get(`${m} ${path}`) ?? patterns.find((r) => r.method === m && r.pattern.test(path))?.scope;
   };
 }
