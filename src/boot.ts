@@ -40,6 +40,7 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
     repository = new ModelRepository(config.MODELS_DIR, {
       sessionsPerModel: config.SESSIONS_PER_MODEL,
       intraOpThreads: config.INTRA_OP_THREADS,
+      inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
       batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
       generation: {
         maxStreams: config.GENERATION_MAX_STREAMS,

@@ -17,6 +17,11 @@ export const ConfigSchema = z.object({
   SESSIONS_PER_MODEL: int(1, 64).default(1),
   /** Threads one ONNX session may use for a single run. */
   INTRA_OP_THREADS: int(1, 64).default(1),
+  /**
+   * A tabular model whose full batch runs in at most this many milliseconds (measured at load) runs on the
+   * event loop instead of in worker threads: the hand-off would cost more than the run. 0: always in workers.
+   */
+  INLINE_INFERENCE_MAX_MS: z.coerce.number().min(0).max(1000).default(0.1),
   /** Rows one batched ONNX call may hold. */
   MAX_BATCH_SIZE: int(1, 4096).default(32),
   /** How long the first request of a batch may wait for others, in milliseconds. */

@@ -95,3 +95,8 @@ export function readManifestOf<T extends ModelTask>(dir: string, task: T): Manif
 export function isManifestOf<T extends ModelTask>(manifest: ModelManifest, task: T): manifest is ManifestOf<T> {
   return manifest.task === task;
 }
+
+/** A valid row for a tabular model: each feature's example, else a value its bounds allow. */
+export function exampleRow(manifest: TabularManifest): number[] {
+  return manifest.features.map((f) => f.example ?? f.minimum ?? (f.exclusiveMinimum ?? 0) + 1);
+}

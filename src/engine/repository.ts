@@ -5,8 +5,8 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { EngineError } from "./errors.ts";
-import { ManifestError, readManifest, type ModelManifest } from "./manifest.ts";
-import { SessionPool } from "./session-pool.ts";
+import { exampleRow, ManifestError, readManifest, type ModelManifest, type TabularManifest } from "./manifest.ts";
+import { SessionPool, type Feeds } from "./session-pool.ts";
 import { TabularClassifier, type BatchingOptions, type TabularModel } from "./tabular.ts";
 import { TextGenerator, type TextGeneratorOptions, type TextModel } from "./text/generator.ts";
 
@@ -14,6 +14,11 @@ export type EngineOptions = {
   /** Tabular models: sessions (worker threads) per model. */
   sessionsPerModel: number;
   intraOpThreads: number;
+  /**
+   * Tabular models whose full batch runs in at most this many milliseconds run on the event loop, with one
+   * session, instead of in worker threads (see SessionPoolOptions.inline). 0: always in workers.
+   */
+  inlineInferenceMaxMs: number;
   batching: BatchingOptions;
   /** Text-generation models: one worker each, with continuous batching. */
   generation: Omit<TextGeneratorOptions, "intraOpThreads">;
@@ -155,9 +160,11 @@ export class ModelRepository {
     if (manifest.task === "text-generation") {
       return TextGenerator.create(dir, manifest, { ...this.options.generation, intraOpThreads: this.options.intraOpThreads });
     }
+    const { sessionsPerModel, intraOpThreads, inlineInferenceMaxMs, batching } = this.options;
     const pool = await SessionPool.create(join(dir, "model.onnx"), {
-      size: this.options.sessionsPerModel,
-      intraOpThreads: this.options.intraOpThreads,
+      size: sessionsPerModel,
+      intraOpThreads,
+      ...(inlineInferenceMaxMs > 0 ? { inline: { probe: fullBatch(manifest, batching.maxBatchSize), maxMs: inlineInferenceMaxMs } } : {}),
     });
     try {
       const model = new TabularClassifier(manifest, pool, this.options.batching);
@@ -168,4 +175,12 @@ export class ModelRepository {
       throw error;
     }
   }
+}
+
+/** The largest run a tabular model gets: a full batch of the manifest's example rows. */
+function fullBatch(manifest: TabularManifest, rows: number): Feeds {
+  const example = exampleRow(manifest);
+  const data = new Float32Array(rows * example.length);
+  for (let i = 0; i < rows; i++) data.set(example, i * example.length);
+  return { [manifest.onnx.input]: { type: "float32", dims: [rows, example.length], data } };
 }

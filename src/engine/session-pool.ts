@@ -1,6 +1,12 @@
-/** A fixed set of ONNX sessions for one model, each owned by a worker thread; runs go to an idle one. */
+/**
+ * A fixed set of ONNX sessions for one model, each owned by a worker thread; runs go to an idle one. A model so
+ * small that handing a run to a worker costs more than the run itself is run on the event loop instead.
+ */
+import { readFile, stat } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
+import type * as ort from "onnxruntime-node";
 import { EngineError } from "./errors.ts";
+import { describeValues, openSession, runSession } from "./onnx-session.ts";
 import type { SessionRequest, SessionResponse, TensorData, TensorInfo } from "./session-protocol.ts";
 
 export type Feeds = Record<string, TensorData>;
@@ -11,12 +17,85 @@ export type SessionPoolOptions = {
   size: number;
   /** Threads each session may use for one run. */
   intraOpThreads: number;
+  /**
+   * Run on the event loop, with one session, when the median of a few runs of `probe` (the largest run the
+   * caller will make) takes at most `maxMs` milliseconds. A worker round trip costs the event loop tens of
+   * microseconds, more than such a run blocks it. Without it, or when the probe is slower, workers it is.
+   */
+  inline?: { probe: Feeds; maxMs: number };
 };
+
+/**
+ * Larger model files are never run inline: a model whose runs take microseconds is far smaller, and parsing a
+ * large one would block the event loop.
+ */
+const INLINE_MAX_MODEL_BYTES = 1 << 20;
+
+/** Where a pool's sessions run. */
+export type Placement = "worker" | "inline";
+
+type Session = {
+  busy: boolean;
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+  run(feeds: Feeds): Promise<Outputs>;
+  close(): Promise<void>;
+};
+
+/** A session on the event loop: for models whose runs take microseconds. */
+class InlineSession implements Session {
+  busy = false;
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+
+  private constructor(private readonly session: ort.InferenceSession) {
+    this.inputs = describeValues(session.inputMetadata);
+    this.outputs = describeValues(session.outputMetadata);
+  }
+
+  /**
+   * Opens the model on the event loop if its file is small enough to be a candidate, else undefined. ONNX
+   * Runtime loads synchronously, so the file is read asynchronously first and only its bytes are parsed here.
+   */
+  static async open(modelPath: string, intraOpThreads: number): Promise<InlineSession | undefined> {
+    try {
+      const file = await stat(modelPath);
+      if (!file.isFile() || file.size > INLINE_MAX_MODEL_BYTES) return undefined;
+      return new InlineSession(await openSession(await readFile(modelPath), intraOpThreads));
+    } catch (error) {
+      throw new EngineError("load_failed", `${modelPath}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  async run(feeds: Feeds): Promise<Outputs> {
+    try {
+      return await runSession(this.session, feeds);
+    } catch (error) {
+      throw new EngineError("inference_failed", error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** Median milliseconds of a few runs, after one to warm up. */
+  async time(feeds: Feeds, runs = 7): Promise<number> {
+    await this.run(feeds);
+    const ms: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const start = performance.now();
+      await this.run(feeds);
+      ms.push(performance.now() - start);
+    }
+    return ms.sort((a, b) => a - b)[runs >> 1]!;
+  }
+
+  close() {
+    return this.session.release();
+  }
+}
 
 // Bun runs the TypeScript worker directly; a bundle for Node ships the compiled .js beside this module.
 const workerUrl = new URL(`./session-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
 
-class SessionWorker {
+class SessionWorker implements Session {
   private nextId = 0;
   private pending = new Map<number, { resolve: (o: Outputs) => void; reject: (e: Error) => void }>();
   busy = false;
@@ -81,10 +160,29 @@ export class SessionPool {
   private waiting: (() => void)[] = [];
   private closed = false;
 
-  private constructor(private readonly workers: SessionWorker[]) {}
+  private constructor(
+    private readonly workers: Session[],
+    readonly placement: Placement,
+  ) {}
 
-  /** Starts `size` workers, each loading the model; rejects with load_failed if any cannot. */
+  /**
+   * Opens the model inline if `options.inline` finds it fast enough, else starts `size` workers, each loading
+   * the model; rejects with load_failed if any cannot.
+   */
   static async create(modelPath: string, options: SessionPoolOptions): Promise<SessionPool> {
+    if (options.inline) {
+      const session = await InlineSession.open(modelPath, options.intraOpThreads);
+      if (session) {
+        let fast = false;
+        try {
+          fast = (await session.time(options.inline.probe)) <= options.inline.maxMs;
+        } catch {
+          // A probe the model rejects says nothing about its speed; the workers will report real errors per run.
+        }
+        if (fast) return new SessionPool([session], "inline");
+        await session.close();
+      }
+    }
     const started = await Promise.allSettled(
       Array.from({ length: options.size }, () => SessionWorker.start(modelPath, options.intraOpThreads)),
     );
@@ -94,7 +192,7 @@ export class SessionPool {
       await Promise.all(workers.map((w) => w.close()));
       throw failure.reason;
     }
-    return new SessionPool(workers);
+    return new SessionPool(workers, "worker");
   }
 
   get size() {

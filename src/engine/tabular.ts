@@ -1,7 +1,7 @@
 /** A tabular classifier: rows of features in, class probabilities out, through a micro-batcher and a session pool. */
 import { MicroBatcher, type BatchTiming, type MicroBatcherOptions } from "./batcher.ts";
 import { EngineError } from "./errors.ts";
-import type { TabularManifest } from "./manifest.ts";
+import { exampleRow, type TabularManifest } from "./manifest.ts";
 import type { SessionPool } from "./session-pool.ts";
 
 export type Classification = {
@@ -57,8 +57,7 @@ export class TabularClassifier implements TabularModel {
 
   /** One real inference on the manifest's example values (or each feature's lower bound). */
   async selfTest(): Promise<void> {
-    const example = this.manifest.features.map((f) => f.example ?? f.minimum ?? (f.exclusiveMinimum ?? 0) + 1);
-    const { predictions } = await this.predict([example]);
+    const { predictions } = await this.predict([exampleRow(this.manifest)]);
     const sum = predictions[0]!.probabilities.reduce((a, b) => a + b, 0);
     if (!Number.isFinite(sum)) throw new EngineError("inference_failed", "self-test produced non-finite probabilities");
   }

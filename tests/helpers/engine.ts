@@ -7,6 +7,8 @@ export function engineOptions(overrides: Partial<EngineOptions> = {}): EngineOpt
   return {
     sessionsPerModel: 1,
     intraOpThreads: 1,
+    // Worker threads, as for any model of real size; the inline placement has its own tests.
+    inlineInferenceMaxMs: 0,
     batching: { maxBatchSize: 32, maxWaitMs: 1, maxQueue: 1024 },
     generation: { maxStreams: 4, maxQueue: 16, maxTokens: 64, maxGenerationMs: 60_000 },
     ...overrides,

@@ -112,6 +112,66 @@ describe("SessionPool on models/iris/model.onnx", () => {
   });
 });
 
+describe("SessionPool placement: a model cheaper than a worker round trip runs on the event loop", () => {
+  const probe = feeds(irisRows(32));
+
+  test("iris, whose batch of 32 runs in microseconds, is placed inline with one session and answers like the workers", async () => {
+    const inline = await SessionPool.create(IRIS_ONNX, { size: 2, intraOpThreads: 1, inline: { probe, maxMs: 1000 } });
+    const workers = await SessionPool.create(IRIS_ONNX, { size: 1, intraOpThreads: 1 });
+    try {
+      expect(inline.placement).toBe("inline");
+      expect(inline.size).toBe(1);
+      expect(workers.placement).toBe("worker");
+      expect(inline.inputs).toEqual(workers.inputs);
+      expect(inline.outputs).toEqual(workers.outputs);
+      const rows = irisRows(50);
+      const [a, b] = await Promise.all([inline, workers].map((p) => Promise.all(rows.map((row) => p.run(feeds([row])).then((o) => Array.from(o.probabilities!.data as Float32Array))))));
+      expect(a).toEqual(b!);
+    } finally {
+      await inline.close();
+      await workers.close();
+    }
+  });
+
+  test("a model slower than the bound goes to worker threads", async () => {
+    // No real run is faster than zero milliseconds.
+    const pool = await SessionPool.create(IRIS_ONNX, { size: 2, intraOpThreads: 1, inline: { probe, maxMs: 0 } });
+    try {
+      expect(pool.placement).toBe("worker");
+      expect(pool.size).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a model file over 1 MiB is never parsed on the event loop: workers, however fast it would run", async () => {
+    const pool = await SessionPool.create(join(MODELS_DIR, "kjv-gpt", "model.onnx"), { size: 1, intraOpThreads: 1, inline: { probe, maxMs: 1000 } });
+    try {
+      expect(pool.placement).toBe("worker");
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("an inline run the graph cannot take fails with inference_failed, and the next run works", async () => {
+    const pool = await SessionPool.create(IRIS_ONNX, { size: 1, intraOpThreads: 1, inline: { probe, maxMs: 1000 } });
+    try {
+      const error = await pool.run({ input: { type: "float32", dims: [1, 3], data: new Float32Array([1, 2, 3]) } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EngineError);
+      expect(error).toMatchObject({ code: "inference_failed" });
+      expect(argmax((await pool.run(feeds([VIRGINICA]))).probabilities!.data as Float32Array)).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a missing file rejects with load_failed, inline as with workers", async () => {
+    const error = await SessionPool.create(join(MODELS_DIR, "iris", "missing.onnx"), { size: 1, intraOpThreads: 1, inline: { probe, maxMs: 1000 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error).toMatchObject({ code: "load_failed" });
+  });
+});
+
 describe("TabularClassifier through the real ModelRepository", () => {
   let repository: ModelRepository;
   let iris: TabularModel;
