@@ -1,4 +1,5 @@
 /** The one logger: JSON lines on stdout. */
+import { writeSync } from "node:fs";
 import pino from "pino";
 
 export type Logger = pino.Logger;
@@ -13,21 +14,42 @@ export function createLogger(level: string): Logger {
  * pending when the process exits are written before it does.
  */
 function stdoutOncePerTurn(): { write(line: string): void } {
-  // Lines wait in memory until flushSync (or until minLength bytes are pending: a write is due anyway).
-  const stdout = pino.destination({ dest: 1, sync: true, minLength: 8 * 1024 });
+  let pending: string[] = [];
   let scheduled = false;
+  let closed = false;
   const flush = () => {
     scheduled = false;
-    stdout.flushSync();
+    if (pending.length === 0 || closed) return;
+    const data = Buffer.from(pending.join(""));
+    pending = [];
+    closed = !writeAll(1, data);
   };
   process.on("exit", flush);
   return {
     write(line: string) {
-      stdout.write(line);
+      pending.push(line);
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);
       }
     },
   };
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Writes all of `data`, waiting out a full pipe; false when the reader has gone (nothing more can be written). */
+function writeAll(fd: number, data: Buffer): boolean {
+  let offset = 0;
+  while (offset < data.length) {
+    try {
+      offset += writeSync(fd, data, offset);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") return false;
+      if (code !== "EAGAIN") throw error;
+      Atomics.wait(pause, 0, 0, 1); // the pipe is full: let the reader catch up
+    }
+  }
+  return true;
 }

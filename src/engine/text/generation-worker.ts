@@ -15,6 +15,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, ToWorker } from "./protocol.ts";
+import { openSession } from "../onnx-session.ts";
 import { prefillGroups, prefillTokenBudget } from "./prefill.ts";
 import { sampleToken, seededRandom, type Random } from "./sampling.ts";
 import { IncrementalDecoder, StopMatcher } from "./text-stream.ts";
@@ -82,12 +83,7 @@ try {
     eosId = tokenizer.token_to_id(init.eosToken);
     if (eosId === undefined) throw new Error(`the eos_token '${init.eosToken}' is not in the tokenizer's vocabulary`);
   }
-  session = await ort.InferenceSession.create(init.modelPath, {
-    intraOpNumThreads: init.intraOpThreads,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    graphOptimizationLevel: "all",
-  });
+  session = await openSession(init.modelPath, init.intraOpThreads);
   graph = readGraph(session, tokenizer);
   const { layers, kvHeads, headDim, vocab, contextLength } = graph;
   send({ kind: "ready", shape: { layers, kvHeads, headDim, vocab, contextLength } });
