@@ -124,12 +124,12 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
     exposeHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });
-  app.use(async function corsOnlyWithOrigin(c, next) {
+  app.use(function corsOnlyWithOrigin(c, next) {
     if (c.req.header("origin") !== undefined) return corsHeaders(c, next);
     // What cors() would say to any origin, so a shared cache may hand this response to a browser too.
     if (config.CORS_ORIGINS === "*") c.header("Access-Control-Allow-Origin", "*");
     else c.header("Vary", "Origin");
-    await next();
+    return next();
   });
   // OpenAI-compatible routes translate every problem below this point into OpenAI's error shape.
   for (const path of ["/v1/completions", "/v1/chat/completions", "/v1/models"]) app.use(path, openAIErrors());
@@ -167,7 +167,7 @@ export function createApp({ config, repository, logger, keys, rateLimitStore, cl
     const length = c.req.header("content-length");
     if (length === undefined || c.req.header("transfer-encoding") !== undefined) return limitStream(c, next);
     if (Number(length) > config.BODY_LIMIT_BYTES) return tooLarge(c);
-    await next();
+    return next();
   });
   app.route("/", playgroundRouter());
   app.route("/", api);

@@ -1,5 +1,5 @@
 /** Server entry for Bun. */
-import { getConnInfo } from "hono/bun";
+import type { Server } from "bun";
 import { boot } from "./boot.ts";
 
 await boot(
@@ -7,5 +7,6 @@ await boot(
     const server = Bun.serve({ hostname: config.HOST, port: config.PORT, fetch: app.fetch });
     return { url: server.url.href, stop: () => server.stop() };
   },
-  (c) => getConnInfo(c).remote.address,
+  // Bun.serve hands the server to fetch as its second argument, which Hono keeps as c.env.
+  (c) => (c.env as Server<undefined>).requestIP(c.req.raw)?.address,
 );

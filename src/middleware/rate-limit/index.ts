@@ -3,7 +3,7 @@
  * RateLimit headers (draft-ietf-httpapi-ratelimit-headers) and the customary X-RateLimit-* ones, and refused as
  * a 429 problem with an honest Retry-After.
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import type { Logger } from "../../lib/logger.ts";
 import { ProblemError, problemResponse, problemType } from "../../lib/problem.ts";
 import type { RateLimitStore } from "./store.ts";
@@ -84,12 +84,16 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
     throw new TypeError(`rateLimit: options.policyName must be printable ASCII without quotes or backslashes; got ${JSON.stringify(policyName)}`);
   }
 
-  // Policies repeat (one per key at most), so each is compiled once.
-  const policies = new Map<string, CompiledPolicy>();
+  // Policies repeat (one per key at most), so each is compiled once: by identity first, then by value.
+  const byObject = new WeakMap<BucketPolicy, CompiledPolicy>();
+  const byValue = new Map<string, CompiledPolicy>();
   const compiled = (p: BucketPolicy) => {
+    let c = byObject.get(p);
+    if (c) return c;
     const id = `${p.capacity}/${p.refillPerSecond}`;
-    let c = policies.get(id);
-    if (!c) policies.set(id, (c = compilePolicy(p)));
+    c = byValue.get(id);
+    if (!c) byValue.set(id, (c = compilePolicy(p)));
+    byObject.set(p, c);
     return c;
   };
 
@@ -110,27 +114,43 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
     unreported = 0;
   };
 
-  return async function rateLimit(c, next) {
-    const subject = await identify(c);
+  // Synchronous when identify and the store answer at once (the memory store): no promise per request.
+  return function rateLimit(c, next) {
+    const subject = identify(c);
+    return subject instanceof Promise ? subject.then((s) => limit(c, next, s)) : limit(c, next, subject);
+  };
+
+  function limit(c: Context, next: Next, subject: RateLimitSubject | undefined): Promise<Response | void> {
     if (subject === undefined) return next();
     // A bad policy is a bug in identify: it must surface as a 500, not be mistaken for a store failure below.
     const policy = compiled(subject.policy);
-    let result: TakeResult;
+    let taken: TakeResult | Promise<TakeResult>;
     try {
-      result = await store.take(subject.key, policy);
+      taken = store.take(subject.key, policy);
     } catch (error) {
-      reportFailure(error);
-      if (failOpen) return next();
-      // Answered here rather than thrown: the app's onError logs every 5xx, which during an outage would be one
-      // error line per request; the warning above is the throttled account of it.
-      return problemResponse(
+      return storeFailed(c, next, error);
+    }
+    if (taken instanceof Promise) return taken.then((result) => admit(c, next, policy, result), (error: unknown) => storeFailed(c, next, error));
+    return admit(c, next, policy, taken);
+  }
+
+  function storeFailed(c: Context, next: Next, error: unknown): Promise<Response | void> {
+    reportFailure(error);
+    if (failOpen) return next();
+    // Answered here rather than thrown: the app's onError logs every 5xx, which during an outage would be one
+    // error line per request; the warning above is the throttled account of it.
+    return Promise.resolve(
+      problemResponse(
         c,
         new ProblemError(503, "Service Unavailable", "Rate limiting is unavailable, so requests are refused for now; retry in 1 second.", {
           type: problemType("rate_limiter_unavailable"),
           headers: { "Retry-After": "1" },
         }),
-      );
-    }
+      ),
+    );
+  }
+
+  function admit(c: Context, next: Next, policy: CompiledPolicy, result: TakeResult): Promise<Response | void> {
     const headers = rateLimitHeaders(policyName, policy, result);
     if (!result.allowed) {
       // Passed in the error rather than set on `c`: whether headers set on `c` survive depends on how onError
@@ -143,8 +163,8 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
     // Before next(): Hono then builds the response with them (errors answered by onError included), where
     // setting them afterwards would copy the finished response once per header.
     for (const header in headers) c.header(header, headers[header]);
-    await next();
-  };
+    return next();
+  }
 }
 
 /** The RateLimit-Policy, RateLimit and X-RateLimit-* headers for a result; `policyName` must need no escaping. */

@@ -53,7 +53,7 @@ export class MemoryStore implements RateLimitStore {
     return this.#buckets.size;
   }
 
-  async take(key: string, policy: BucketPolicy): Promise<TakeResult> {
+  take(key: string, policy: BucketPolicy): TakeResult {
     if (this.#closed) throw new RateLimitStoreError("MemoryStore is closed");
     const compiled = compilePolicy(policy);
     const now = this.#now();

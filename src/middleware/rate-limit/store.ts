@@ -6,8 +6,11 @@ import type { BucketPolicy, TakeResult } from "./token-bucket.ts";
  * Implementations: {@link MemoryStore} (one process), {@link RedisStore} (shared by every process using one Redis).
  */
 export interface RateLimitStore {
-  /** Takes one token from the bucket for `key` (created full under `policy` if missing). Rejects if the store fails. */
-  take(key: string, policy: BucketPolicy): Promise<TakeResult>;
+  /**
+   * Takes one token from the bucket for `key` (created full under `policy` if missing). Throws or rejects if the
+   * store fails. A store that answers at once (memory) returns the result itself, sparing every request a promise.
+   */
+  take(key: string, policy: BucketPolicy): TakeResult | Promise<TakeResult>;
   /** Releases connections and memory; the store is unusable afterwards. */
   close(): Promise<void>;
 }

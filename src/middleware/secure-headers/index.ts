@@ -26,8 +26,8 @@ export const SECURE_HEADERS: Readonly<Record<string, string>> = {
  */
 export function secureHeaders(): MiddlewareHandler {
   const entries = Object.entries(SECURE_HEADERS);
-  return async function secureHeaders(c, next) {
+  return function secureHeaders(c, next) {
     for (const [name, value] of entries) c.header(name, value);
-    await next();
+    return next();
   };
 }
