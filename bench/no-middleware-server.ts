@@ -13,7 +13,7 @@ const config = loadConfig();
 const repository = new ModelRepository(config.MODELS_DIR, {
   sessionsPerModel: config.SESSIONS_PER_MODEL,
   intraOpThreads: config.INTRA_OP_THREADS,
-    inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
+  inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
   batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
   generation: { maxStreams: 1, maxQueue: 0, maxTokens: 1, maxGenerationMs: 1000 },
 });

@@ -10,6 +10,7 @@ export function openSession(model: string | Uint8Array, intraOpThreads: number):
     executionMode: "sequential",
     graphOptimizationLevel: "all",
   };
+  // Two calls because create() is overloaded on its first argument's type.
   return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
 
