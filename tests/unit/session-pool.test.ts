@@ -172,13 +172,18 @@ describe("SessionPool placement: a model cheaper than a worker round trip runs o
   });
 });
 
-describe("TabularClassifier through the real ModelRepository", () => {
+// Both placements: worker threads (any model of real size) and the event loop (iris and wine are fast enough).
+const PLACEMENTS = [
+  ["worker threads", 0],
+  ["the event loop", 1000],
+] as const;
+for (const [placement, inlineInferenceMaxMs] of PLACEMENTS) describe(`TabularClassifier through the real ModelRepository, on ${placement}`, () => {
   let repository: ModelRepository;
   let iris: TabularModel;
   const one = async (model: TabularModel, row: number[]): Promise<Classification> => (await model.predict([row])).predictions[0]!;
 
   beforeAll(async () => {
-    repository = new ModelRepository(modelsDirWith(["iris", "wine"]), engineOptions({ sessionsPerModel: 2 }));
+    repository = new ModelRepository(modelsDirWith(["iris", "wine"]), engineOptions({ sessionsPerModel: 2, inlineInferenceMaxMs }));
     await repository.loadAll();
     iris = tabularModel(repository, "iris");
   });
