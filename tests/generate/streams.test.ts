@@ -186,3 +186,36 @@ describe("a client that cancels after the first token (in process, counting deco
     expect(used.at(-1)!).toBeLessThan(59);
   }, TIMEOUT);
 });
+
+describe("a client that leaves while its stream still waits for a slot (in process, counting decode steps)", () => {
+  let repository: ModelRepository;
+  let app: ReturnType<typeof createApp>;
+  beforeAll(async () => {
+    // One slot: a second stream waits in the queue until the first has run its 60 tokens.
+    repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams: 1, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
+    await repository.loadAll();
+    const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60", SSE_KEEPALIVE_MS: "60000" });
+    app = createApp({ config, repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() });
+  }, HOOK_TIMEOUT);
+  afterAll(async () => {
+    await repository?.close();
+  }, HOOK_TIMEOUT);
+
+  test("is dropped from the queue: no decode step runs for it, though no event (not even a keep-alive) was due", async () => {
+    const generator = repository.get("tiny-lm") as TextGenerator;
+    const query = `/v1/generate?${new URLSearchParams({ prompt: "In", max_tokens: "60", temperature: "0" })}`;
+    const before = generator.stats().steps;
+    // Three streams ahead (one running, two queued) keep the last one waiting for some 180 steps.
+    const ahead = await Promise.all([0, 1, 2].map(() => app.request(query)));
+    const finished = Promise.all(ahead.map((res) => res.text()));
+    await statsReach(generator, (s) => s.active === 1 && s.queued === 2);
+    const waiting = await app.request(query);
+    expect(waiting.status).toBe(200);
+    await statsReach(generator, (s) => s.queued === 3);
+    await waiting.body!.cancel();
+    expect((await finished).map((text) => parseGenerateStream(text).done.usage.completion_tokens)).toEqual([60, 60, 60]);
+    await statsReach(generator, (s) => s.active === 0 && s.queued === 0);
+    // Each of the three: its prefill's token and 59 decode steps. The one that left took none.
+    expect(generator.stats().steps - before).toBe(3 * 59);
+  }, TIMEOUT);
+});

@@ -14,22 +14,19 @@ export async function pumpEvents(
   onEvent: (event: GenerationEvent) => Promise<void>,
 ): Promise<void> {
   const iterator = events[Symbol.asyncIterator]();
-  let next = iterator.next();
+  // One timer for the whole stream, pushed back after every event: cheaper per token than a timer each.
+  const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), keepAliveMs);
   try {
+    // A client that goes away while no event is due is noticed through the engine: disconnection() cancels
+    // the generation, which ends these events.
     while (!stream.aborted) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const tick = new Promise<"tick">((resolve) => (timer = setTimeout(() => resolve("tick"), keepAliveMs)));
-      const result = await Promise.race([next, tick]);
-      clearTimeout(timer);
-      if (result === "tick") {
-        await stream.write(": keep-alive\n\n");
-        continue;
-      }
+      const result = await iterator.next();
       if (result.done) return;
       await onEvent(result.value);
-      next = iterator.next();
+      keepAlive.refresh();
     }
   } finally {
+    clearInterval(keepAlive);
     // Client gone or an error: ending the iteration cancels the generation and frees its slot.
     await iterator.return?.();
   }
