@@ -11,7 +11,7 @@ import type { GenerationParams, TextModel } from "../../engine/text/generator.ts
 import type { AppEnv } from "../../lib/env.ts";
 import { authErrors, createRouter, jsonBody, jsonBodyErrors, problemResponses, requires } from "../../lib/openapi.ts";
 import { ProblemError, problemType, toProblemError } from "../../lib/problem.ts";
-import { disconnection, pumpEvents } from "./sse.ts";
+import { disconnection, pumpEvents, sseEvent } from "./sse.ts";
 import { promptField, samplingFields, stopField, toGenerationParams, toUsage, UsageSchema, type SamplingLimits } from "./generate.schemas.ts";
 
 export type GenerateOptions = SamplingLimits & {
@@ -118,18 +118,18 @@ export function generateRouter(repository: ModelCatalog, options: GenerateOption
       client.watch(sse);
       try {
         await pumpEvents(events, sse, options.keepAliveMs, (event) =>
-          event.type === "token"
-            ? sse.writeSSE({ event: "token", data: JSON.stringify({ text: event.text, index: event.index }) })
-            : sse.writeSSE({ event: "done", data: JSON.stringify({ finish_reason: event.finishReason, usage: toUsage(event.usage) }) }),
+          sse.write(
+            event.type === "token"
+              ? sseEvent(JSON.stringify({ text: event.text, index: event.index }), "token")
+              : sseEvent(JSON.stringify({ finish_reason: event.finishReason, usage: toUsage(event.usage) }), "done"),
+          ),
         );
       } catch (error) {
         const problem = toProblemError(error) ?? new ProblemError(500, "Internal Server Error", "generation failed; the failure is logged");
         c.get("log")?.error({ err: error }, "generation failed while streaming");
         if (!sse.aborted) {
-          await sse.writeSSE({
-            event: "error",
-            data: JSON.stringify({ type: problem.options.type ?? "about:blank", title: problem.title, status: problem.status, detail: problem.message, instance: c.req.path, request_id: c.get("requestId") }),
-          });
+          const body = { type: problem.options.type ?? "about:blank", title: problem.title, status: problem.status, detail: problem.message, instance: c.req.path, request_id: c.get("requestId") };
+          await sse.write(sseEvent(JSON.stringify(body), "error"));
         }
       }
     });

@@ -11,7 +11,7 @@ export async function pumpEvents(
   events: AsyncIterable<GenerationEvent>,
   stream: SSEStreamingApi,
   keepAliveMs: number,
-  onEvent: (event: GenerationEvent) => Promise<void>,
+  onEvent: (event: GenerationEvent) => Promise<unknown>,
 ): Promise<void> {
   const iterator = events[Symbol.asyncIterator]();
   // One timer for the whole stream, pushed back after every event: cheaper per token than a timer each.
@@ -41,4 +41,12 @@ export function disconnection(request: Request) {
   const abort = () => controller.abort(new Error("client disconnected"));
   request.signal.addEventListener("abort", abort, { once: true });
   return { signal: controller.signal, watch: (stream: SSEStreamingApi) => stream.onAbort(abort) };
+}
+
+/**
+ * One server-sent event, the bytes Hono's `writeSSE` would write, for data on one line, which JSON always is
+ * (it escapes line breaks). Written with `stream.write`, it skips `writeSSE`'s general handling on every token.
+ */
+export function sseEvent(data: string, event?: string): string {
+  return event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`;
 }

@@ -15,7 +15,7 @@ import { authErrors, createRouter, jsonBody, requires } from "../../lib/openapi.
 import { toProblemError } from "../../lib/problem.ts";
 import { stopField, toGenerationParams, toUsage, UsageSchema } from "../generate/generate.schemas.ts";
 import { textModel, type GenerateOptions } from "../generate/index.ts";
-import { disconnection, pumpEvents } from "../generate/sse.ts";
+import { disconnection, pumpEvents, sseEvent } from "../generate/sse.ts";
 import { toOpenAIError } from "./errors.ts";
 
 const OpenAIError = z
@@ -251,13 +251,13 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
 
     return streamSSE(c, async (sse) => {
       client.watch(sse);
-      const send = (chunk: object) => sse.writeSSE({ data: JSON.stringify(includeUsage ? { ...chunk, usage: null } : chunk) });
+      const send = (chunk: object) => sse.write(sseEvent(JSON.stringify(includeUsage ? { ...chunk, usage: null } : chunk)));
       try {
         if (kind === "chat") await send({ ...head, choices: [choice("", null, true)] });
         await pumpEvents(events, sse, options.keepAliveMs, async (event) => {
           if (event.type === "token") return send({ ...head, choices: [choice(event.text, null)] });
           await send({ ...head, choices: [choice(undefined, event.finishReason)] });
-          if (includeUsage) await sse.writeSSE({ data: JSON.stringify({ ...head, choices: [], usage: toUsage(event.usage) }) });
+          if (includeUsage) await sse.write(sseEvent(JSON.stringify({ ...head, choices: [], usage: toUsage(event.usage) })));
         });
       } catch (error) {
         c.get("log")?.error({ err: error }, "generation failed while streaming");
@@ -265,9 +265,9 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
         const body = problem
           ? toOpenAIError({ type: problem.options.type ?? "about:blank", title: problem.title, status: problem.status, detail: problem.message }).body
           : { error: { message: "generation failed; the failure is logged", type: "server_error", param: null, code: null } };
-        if (!sse.aborted) await sse.writeSSE({ data: JSON.stringify(body) });
+        if (!sse.aborted) await sse.write(sseEvent(JSON.stringify(body)));
       }
-      if (!sse.aborted) await sse.writeSSE({ data: "[DONE]" });
+      if (!sse.aborted) await sse.write(sseEvent("[DONE]"));
     });
   };
 
