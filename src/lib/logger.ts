@@ -15,6 +15,7 @@ export function createLogger(level: string): Logger {
  */
 function stdoutOncePerTurn(): { write(line: string): void } {
   let pending: string[] = [];
+  let pendingLength = 0;
   let scheduled = false;
   let closed = false;
   const flush = () => {
@@ -22,12 +23,16 @@ function stdoutOncePerTurn(): { write(line: string): void } {
     if (pending.length === 0 || closed) return;
     const data = Buffer.from(pending.join(""));
     pending = [];
+    pendingLength = 0;
     closed = !writeAll(1, data);
   };
   process.on("exit", flush);
   return {
     write(line: string) {
       pending.push(line);
+      pendingLength += line.length;
+      // A turn that logs this much (a long run of microtasks) writes now rather than holding it all.
+      if (pendingLength >= MAX_PENDING) return flush();
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);
@@ -35,6 +40,9 @@ function stdoutOncePerTurn(): { write(line: string): void } {
     },
   };
 }
+
+/** Characters of log lines held before a write is due anyway. */
+const MAX_PENDING = 64 * 1024;
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
