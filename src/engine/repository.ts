@@ -42,6 +42,27 @@ export type ModelStatus = {
   generations?: { active: number; queued: number };
 };
 
+export type Readiness = { ready: boolean; models: ModelStatus[] };
+
+/**
+ * Ready when there are models and every one passes its self-test (a real inference) now; a loaded model that
+ * fails it is reported failed. A model not loaded (loading or failed) is reported as it stands.
+ */
+export async function readiness(entries: { status: ModelStatus; model?: { selfTest(): Promise<void> } }[]): Promise<Readiness> {
+  const models = await Promise.all(
+    entries.map(async ({ status, model }) => {
+      if (!model) return status;
+      try {
+        await model.selfTest();
+        return status;
+      } catch (error) {
+        return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
+      }
+    }),
+  );
+  return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+}
+
 type Entry = { dir: string; manifest: ModelManifest; state: ModelState; model?: ServedModel; error?: string };
 
 export class ModelRepository {
@@ -116,21 +137,9 @@ export class ModelRepository {
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
-  /** True when every model is loaded and passes a real inference now. */
-  async selfTest(): Promise<{ ready: boolean; models: ModelStatus[] }> {
-    const models = await Promise.all(
-      [...this.entries.values()].map(async (entry) => {
-        const status = this.statusOf(entry);
-        if (!entry.model) return status;
-        try {
-          await entry.model.selfTest();
-          return status;
-        } catch (error) {
-          return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
-        }
-      }),
-    );
-    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+  /** Every model's status after a real inference now (see readiness). */
+  async selfTest(): Promise<Readiness> {
+    return readiness([...this.entries.values()].map((entry) => ({ status: this.statusOf(entry), model: entry.model })));
   }
 
   async close() {

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
 import { readManifestOf, type ModelManifest, type TabularManifest } from "../../src/engine/manifest.ts";
-import type { ModelCatalog, ModelState, ModelStatus } from "../../src/engine/repository.ts";
+import { readiness, type ModelCatalog, type ModelState, type ModelStatus, type Readiness } from "../../src/engine/repository.ts";
 import type { Classification, Predictions, TabularModel } from "../../src/engine/tabular.ts";
 
 export const MODELS_DIR = join(import.meta.dir, "..", "..", "models");
@@ -118,20 +118,8 @@ export class FakeRepository implements ModelCatalog {
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
-  async selfTest(): Promise<{ ready: boolean; models: ModelStatus[] }> {
-    const models = await Promise.all(
-      [...this.entries.values()].map(async (entry) => {
-        const status = this.statusOf(entry);
-        if (entry.state !== "ready") return status;
-        try {
-          await entry.model.selfTest();
-          return status;
-        } catch (error) {
-          return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
-        }
-      }),
-    );
-    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+  selfTest(): Promise<Readiness> {
+    return readiness([...this.entries.values()].map((entry) => ({ status: this.statusOf(entry), model: entry.state === "ready" ? entry.model : undefined })));
   }
 
   private entry(name: string): Entry {
