@@ -3,6 +3,7 @@
  * The benchmark compares it with the full app to price the middleware.
  */
 import { Hono } from "hono";
+import { engineOptions } from "../src/boot.ts";
 import { loadConfig } from "../src/config.ts";
 import { ModelRepository } from "../src/engine/repository.ts";
 import { createLogger } from "../src/lib/logger.ts";
@@ -10,13 +11,8 @@ import { problemErrorHandler } from "../src/lib/problem.ts";
 import { predictRouter } from "../src/routes/predict/index.ts";
 
 const config = loadConfig();
-const repository = new ModelRepository(config.MODELS_DIR, {
-  sessionsPerModel: config.SESSIONS_PER_MODEL,
-  intraOpThreads: config.INTRA_OP_THREADS,
-  inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
-  batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
-  generation: { maxStreams: 1, maxQueue: 0, maxTokens: 1, maxGenerationMs: 1000 },
-});
+// The engine exactly as the server configures it, so the two differ only in the middleware.
+const repository = new ModelRepository(config.MODELS_DIR, engineOptions(config));
 await repository.loadAll();
 const manifest = repository.manifests.find((m) => m.name === config.DEFAULT_MODEL);
 if (manifest?.task !== "tabular-classification") throw new Error(`DEFAULT_MODEL ${config.DEFAULT_MODEL} is not a tabular model`);

@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import { createApp } from "./app.ts";
 import { loadConfig, type Config } from "./config.ts";
-import { ModelRepository } from "./engine/repository.ts";
+import { ModelRepository, type EngineOptions } from "./engine/repository.ts";
 import { createLogger } from "./lib/logger.ts";
 import { loadKeyStore, type KeyStore } from "./middleware/api-key/index.ts";
 import { MemoryStore, RedisStore, type RateLimitStore } from "./middleware/rate-limit/index.ts";
@@ -37,18 +37,7 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
     }
     rateLimitStore = config.REDIS_URL ? new RedisStore({ url: config.REDIS_URL }) : new MemoryStore();
     logger.info({ store: config.REDIS_URL ? "redis" : "memory" }, "rate limits kept in " + (config.REDIS_URL ? "Redis" : "process memory"));
-    repository = new ModelRepository(config.MODELS_DIR, {
-      sessionsPerModel: config.SESSIONS_PER_MODEL,
-      intraOpThreads: config.INTRA_OP_THREADS,
-      inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
-      batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
-      generation: {
-        maxStreams: config.GENERATION_MAX_STREAMS,
-        maxQueue: config.GENERATION_MAX_QUEUE,
-        maxTokens: config.MAX_TOKENS,
-        maxGenerationMs: config.GENERATION_TIMEOUT_MS,
-      },
-    });
+    repository = new ModelRepository(config.MODELS_DIR, engineOptions(config));
     app = createApp({ config, repository, logger, keys, rateLimitStore, clientAddress });
   } catch (error) {
     logger.fatal(error instanceof Error ? error.message : String(error));
@@ -81,4 +70,20 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
   }
   logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
 
+}
+
+/** The inference engine's settings, from the configuration. */
+export function engineOptions(config: Config): EngineOptions {
+  return {
+    sessionsPerModel: config.SESSIONS_PER_MODEL,
+    intraOpThreads: config.INTRA_OP_THREADS,
+    inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
+    batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
+    generation: {
+      maxStreams: config.GENERATION_MAX_STREAMS,
+      maxQueue: config.GENERATION_MAX_QUEUE,
+      maxTokens: config.MAX_TOKENS,
+      maxGenerationMs: config.GENERATION_TIMEOUT_MS,
+    },
+  };
 }

@@ -18,8 +18,9 @@ export const ConfigSchema = z.object({
   /** Threads one ONNX session may use for a single run. */
   INTRA_OP_THREADS: int(1, 64).default(1),
   /**
-   * A tabular model whose full batch runs in at most this many milliseconds (measured at load) runs on the
-   * event loop instead of in worker threads: the hand-off would cost more than the run. 0: always in workers.
+   * A tabular model (a file of at most 1 MiB) whose full batch runs in at most this many milliseconds, measured
+   * at load, runs on the event loop instead of in worker threads: the hand-off would cost more than the run.
+   * 0: always in workers.
    */
   INLINE_INFERENCE_MAX_MS: z.coerce.number().min(0).max(1000).default(0.1),
   /** Rows one batched ONNX call may hold. */
