@@ -18,7 +18,7 @@ export type SessionPoolOptions = {
   /** Threads each session may use for one run. */
   intraOpThreads: number;
   /**
-   * Run on the event loop, with one session, when the median of a few runs of `probe` (the largest run the
+   * Run on the event loop, with one session, when the fastest of a few runs of `probe` (the largest run the
    * caller will make) takes at most `maxMs` milliseconds. A worker round trip costs the event loop tens of
    * microseconds, more than such a run blocks it. Without it, or when the probe is slower, workers it is.
    */
@@ -75,16 +75,20 @@ class InlineSession implements Session {
     }
   }
 
-  /** Median milliseconds of a few runs, after one to warm up. */
-  async time(feeds: Feeds, runs = 7): Promise<number> {
-    await this.run(feeds);
+  /**
+   * Milliseconds of the fastest of a few runs, after some to warm up: the model's own cost. A median would
+   * also measure whatever else the machine is doing at start-up (other models loading, say) and could send a
+   * fast model to the workers on a busy start.
+   */
+  async time(feeds: Feeds, runs = 20): Promise<number> {
+    for (let i = 0; i < 3; i++) await this.run(feeds);
     const ms: number[] = [];
     for (let i = 0; i < runs; i++) {
       const start = performance.now();
       await this.run(feeds);
       ms.push(performance.now() - start);
     }
-    return ms.sort((a, b) => a - b)[runs >> 1]!;
+    return Math.min(...ms);
   }
 
   close() {
