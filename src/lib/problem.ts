@@ -9,7 +9,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { EngineError, type EngineErrorCode } from "../engine/errors.ts";
 import { explainBadJson } from "./json-body.ts";
-import type { Logger } from "./logger.ts";
+import { requestLog, type Logger } from "./logger.ts";
 
 export type FieldError = { path: string; message: string };
 
@@ -118,8 +118,8 @@ export function problemErrorHandler(logger: Logger): ErrorHandler {
       // The body text is cached by the failed parse, so reading it again costs nothing.
       return problemResponse(c, explainBadJson(await c.req.text().catch(() => "")));
     }
-    // The request's own logger, when the access-log middleware made one, carries its request id.
-    const log: Logger = c.get("log") ?? logger;
+    // The request's own logger, where the access log is mounted, carries its request id.
+    const log: Logger = requestLog(c) ?? logger;
     const problem = toProblemError(error);
     if (problem) {
       // 503s (loading, overloaded) are states, not failures: debug, without a stack.

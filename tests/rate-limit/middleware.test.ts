@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { Hono } from "hono";
-import pino from "pino";
 import { createLogger } from "../../src/lib/logger.ts";
 import { ProblemError, problemErrorHandler } from "../../src/lib/problem.ts";
 import { MemoryStore, rateLimit, type RateLimitOptions, type RateLimitStore } from "../../src/middleware/rate-limit/index.ts";
@@ -44,10 +43,10 @@ const brokenStore: RateLimitStore = {
   close: async () => {},
 };
 
-/** A pino logger that keeps its lines. */
+/** A logger that keeps its lines. */
 function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: "warn", base: undefined }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const logger = createLogger("warn", { write: (line: string) => lines.push(JSON.parse(line)) });
   return { logger, lines };
 }
 

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
-import pino from "pino";
 import { Writable } from "node:stream";
 import { EngineError } from "../../src/engine/errors.ts";
+import { createLogger } from "../../src/lib/logger.ts";
 import { FakeRepository } from "../helpers/fake-repository.ts";
 import { expectProblem, makeApp, postJson } from "../helpers/http.ts";
 
@@ -215,7 +215,7 @@ describe("engine errors", () => {
         done();
       },
     });
-    const { app: logged, repository: fakes } = makeApp({}, new FakeRepository(), pino({ level: "error" }, sink));
+    const { app: logged, repository: fakes } = makeApp({}, new FakeRepository(), createLogger("error", sink));
     fakes.model("iris").failWith = new Error("connect ECONNREFUSED secret-db.internal:5432");
 
     const res = await postJson(logged, "/v1/predict", { features: SETOSA });

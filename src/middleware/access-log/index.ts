@@ -1,29 +1,32 @@
-/** One JSON access line per request, and a per-request child logger that carries the request id. */
+/** One JSON access line per request; it also hands the app's logger to the request (see `requestLog`). */
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../../lib/logger.ts";
 import { clientPath } from "../../lib/problem.ts";
 
 export type AccessLogVariables = {
-  /** This request's logger: every line carries its request id. */
-  log: Logger;
+  /** The app's logger, for `requestLog` (lib/logger.ts) to bind the request id to. */
+  logger: Logger;
   /** The model a handler served, for the access line. */
   model?: string;
 };
+
+type Env = { Variables: AccessLogVariables & { requestId: string; apiKey?: { name: string } } };
 
 /**
  * Logs `{request_id, method, path, status, latency_ms, key, model}` at info when the response is ready.
  * Needs the request-id middleware before it. Never logs headers or bodies, so keys and payloads stay out.
  * @example app.use(requestId(), accessLog(logger))
  */
-export function accessLog(logger: Logger): MiddlewareHandler<{ Variables: AccessLogVariables & { requestId: string; apiKey?: { name: string } } }> {
+export function accessLog(logger: Logger): MiddlewareHandler<Env> {
   return async function accessLog(c, next) {
     const start = performance.now();
-    const log = logger.child({ request_id: c.get("requestId") });
-    c.set("log", log);
+    c.set("logger", logger);
     await next();
-    if (!log.isLevelEnabled("info")) return;
-    log.info(
+    if (!logger.isLevelEnabled("info")) return;
+    // The root logger with the id in the line, not a child per request: a child costs more than the line.
+    logger.info(
       {
+        request_id: c.get("requestId"),
         method: c.req.method,
         path: clientPath(c),
         status: c.res.status,

@@ -9,6 +9,7 @@ import { streamSSE } from "hono/streaming";
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { GenerationParams, TextModel } from "../../engine/text/generator.ts";
 import type { AppEnv } from "../../lib/env.ts";
+import { requestLog } from "../../lib/logger.ts";
 import { authErrors, createRouter, jsonBody, jsonBodyErrors, problemResponses, requires } from "../../lib/openapi.ts";
 import { ProblemError, problemType, toProblemError } from "../../lib/problem.ts";
 import { disconnection, pumpEvents, sseEvent } from "./sse.ts";
@@ -126,7 +127,7 @@ export function generateRouter(repository: ModelCatalog, options: GenerateOption
         );
       } catch (error) {
         const problem = toProblemError(error) ?? new ProblemError(500, "Internal Server Error", "generation failed; the failure is logged");
-        c.get("log")?.error({ err: error }, "generation failed while streaming");
+        requestLog(c)?.error({ err: error }, "generation failed while streaming");
         if (!sse.aborted) {
           const body = { type: problem.options.type ?? "about:blank", title: problem.title, status: problem.status, detail: problem.message, instance: c.req.path, request_id: c.get("requestId") };
           await sse.write(sseEvent(JSON.stringify(body), "error"));

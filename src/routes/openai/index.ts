@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { ModelCatalog } from "../../engine/repository.ts";
 import type { FinishReason, GenerationParams, Usage } from "../../engine/text/generator.ts";
 import type { AppEnv } from "../../lib/env.ts";
+import { requestLog } from "../../lib/logger.ts";
 import { authErrors, createRouter, jsonBody, requires } from "../../lib/openapi.ts";
 import { toProblemError } from "../../lib/problem.ts";
 import { stopField, toGenerationParams, toUsage, UsageSchema } from "../generate/generate.schemas.ts";
@@ -260,7 +261,7 @@ export function openAIRouter(repository: ModelCatalog, options: GenerateOptions)
           if (includeUsage) await sse.write(sseEvent(JSON.stringify({ ...head, choices: [], usage: toUsage(event.usage) })));
         });
       } catch (error) {
-        c.get("log")?.error({ err: error }, "generation failed while streaming");
+        requestLog(c)?.error({ err: error }, "generation failed while streaming");
         const problem = toProblemError(error);
         const body = problem
           ? toOpenAIError({ type: problem.options.type ?? "about:blank", title: problem.title, status: problem.status, detail: problem.message }).body
