@@ -85,14 +85,14 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<{ Vari
     // Public routes skip the check entirely, so a stale key in a client's config cannot break health checks.
     if (scope === undefined) return next();
 
-    const presented = presentedKeys(c, queryParam);
-    if (presented.length === 0) {
+    const presented = presentedKey(c, queryParam);
+    if (presented === undefined) {
       throw new ProblemError(401, "Unauthorized", `This route needs an API key with the '${scope}' scope. ${howToSend}`, {
         type: problemType("unauthorized"),
         headers: challenge(),
       });
     }
-    if (presented.length > 1) {
+    if (presented === TWO_KEYS) {
       // Picking one would let a proxy's key and a client's key silently stand in for each other.
       throw new ProblemError(401, "Unauthorized", "The request carries two different API keys; send one.", {
         type: problemType("unauthorized"),
@@ -100,7 +100,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<{ Vari
       });
     }
 
-    const key = keys.verify(presented[0]!);
+    const key = keys.verify(presented);
     if (!key) {
       throw new ProblemError(401, "Unauthorized", "The API key is not valid: it is unknown or has been revoked.", {
         type: problemType("unauthorized"),
@@ -119,15 +119,23 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<{ Vari
   };
 }
 
-/** The distinct keys a request presents, from X-API-Key, Authorization: Bearer and (where allowed) the query. */
-function presentedKeys(c: Context, queryParam: ApiKeyAuthOptions["queryParam"]): string[] {
-  const found = new Set<string>();
-  const header = c.req.header("x-api-key")?.trim();
-  if (header) found.add(header);
+const TWO_KEYS = Symbol("two different keys");
+
+/**
+ * The key a request presents in X-API-Key, Authorization: Bearer or (where allowed) the query; undefined for
+ * none, {@link TWO_KEYS} when two places hold different keys.
+ */
+function presentedKey(c: Context, queryParam: ApiKeyAuthOptions["queryParam"]): string | undefined | typeof TWO_KEYS {
+  const header = c.req.header("x-api-key")?.trim() || undefined;
+  const authorization = c.req.header("authorization");
   // A malformed Authorization header ("Basic ...", a bare "Bearer") counts as no key, as if it were absent.
-  const bearer = BEARER.exec(c.req.header("authorization") ?? "")?.[1];
-  if (bearer) found.add(bearer);
-  const query = queryParam?.(c)?.trim();
-  if (query) found.add(query);
-  return [...found];
+  const bearer = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1];
+  const query = queryParam?.(c)?.trim() || undefined;
+  let found: string | undefined;
+  for (const key of [header, bearer, query]) {
+    if (key === undefined) continue;
+    if (found !== undefined && key !== found) return TWO_KEYS;
+    found = key;
+  }
+  return found;
 }

@@ -5,7 +5,7 @@
  * Plain SHA-256 (no salt, no slow KDF) is enough here because the keys are 256 random bits, not passwords: there is
  * no dictionary to try, so a stolen file does not reveal a usable key.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
@@ -74,7 +74,7 @@ export class KeyStoreError extends Error {
 
 /** The SHA-256 of a key as 64 lower-case hex digits: what the key file stores. */
 export function hashKey(key: string): string {
-  return createHash("sha256").update(key, "utf8").digest("hex");
+  return hash("sha256", key, "hex");
 }
 
 /** A new random key: {@link KEY_PREFIX} then 32 random bytes in base64url (43 characters). */
@@ -142,7 +142,7 @@ export function createKeyStore(file: KeyFile): KeyStore {
     keys,
     verify(presentedKey: string): ApiKey | undefined {
       // Hashing first makes every comparison 32 bytes against 32 bytes, whatever the presented key's length.
-      const presented = createHash("sha256").update(presentedKey, "utf8").digest();
+      const presented = hash("sha256", presentedKey, "buffer");
       let match: ApiKey | undefined;
       // No early exit: every stored hash is compared, so the time says neither which key matched nor whether one did.
       for (const entry of entries) {

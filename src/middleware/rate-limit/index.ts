@@ -78,23 +78,24 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
   if (!store || typeof store.take !== "function") throw new TypeError("rateLimit: options.store must be a RateLimitStore (MemoryStore or RedisStore)");
   if (typeof identify !== "function") throw new TypeError("rateLimit: options.identify must be a function returning { key, policy } or undefined");
   if (typeof failOpen !== "boolean") throw new TypeError("rateLimit: options.failOpen must be a boolean");
-  if (logger !== undefined && typeof logger?.warn !== "function") throw new TypeError("rateLimit: options.logger must be a pino logger");
+  if (logger !== undefined && typeof logger?.warn !== "function") throw new TypeError("rateLimit: options.logger must be a Logger (createLogger)");
   // The name is a structured-field string; refusing what would need escaping keeps the header trivially valid.
   if (typeof policyName !== "string" || !/^[\x20-\x7e]+$/.test(policyName) || /["\\]/.test(policyName)) {
     throw new TypeError(`rateLimit: options.policyName must be printable ASCII without quotes or backslashes; got ${JSON.stringify(policyName)}`);
   }
 
-  // Policies repeat (one per key at most), so each is compiled once: by identity first, then by value.
-  const byObject = new WeakMap<BucketPolicy, CompiledPolicy>();
-  const byValue = new Map<string, CompiledPolicy>();
-  const compiled = (p: BucketPolicy) => {
-    let c = byObject.get(p);
-    if (c) return c;
+  // Policies repeat (one per key at most), so each is compiled once, with the headers that depend on it alone:
+  // by identity first, then by value.
+  const byObject = new WeakMap<BucketPolicy, Announced>();
+  const byValue = new Map<string, Announced>();
+  const announced = (p: BucketPolicy) => {
+    let a = byObject.get(p);
+    if (a) return a;
     const id = `${p.capacity}/${p.refillPerSecond}`;
-    c = byValue.get(id);
-    if (!c) byValue.set(id, (c = compilePolicy(p)));
-    byObject.set(p, c);
-    return c;
+    a = byValue.get(id);
+    if (!a) byValue.set(id, (a = announce(policyName, compilePolicy(p))));
+    byObject.set(p, a);
+    return a;
   };
 
   let lastWarnAt = -Infinity;
@@ -123,10 +124,10 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
   function limit(c: Context, next: Next, subject: RateLimitSubject | undefined): Promise<Response | void> {
     if (subject === undefined) return next();
     // A bad policy is a bug in identify: it must surface as a 500, not be mistaken for a store failure below.
-    const policy = compiled(subject.policy);
+    const policy = announced(subject.policy);
     let taken: TakeResult | Promise<TakeResult>;
     try {
-      taken = store.take(subject.key, policy);
+      taken = store.take(subject.key, policy.compiled);
     } catch (error) {
       return storeFailed(c, next, error);
     }
@@ -150,30 +151,40 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
     );
   }
 
-  function admit(c: Context, next: Next, policy: CompiledPolicy, result: TakeResult): Promise<Response | void> {
-    const headers = rateLimitHeaders(policyName, policy, result);
+  function admit(c: Context, next: Next, policy: Announced, result: TakeResult): Promise<Response | void> {
     if (!result.allowed) {
       // Passed in the error rather than set on `c`: whether headers set on `c` survive depends on how onError
       // builds its response (a bare `new Response` drops them), and Retry-After must not be lost.
-      throw new ProblemError(429, "Too Many Requests", refusal(policy, result), {
+      throw new ProblemError(429, "Too Many Requests", refusal(policy.compiled, result), {
         type: problemType("rate_limited"),
-        headers: { "Retry-After": String(result.retryAfterSeconds), ...headers },
+        headers: { "Retry-After": String(result.retryAfterSeconds), ...rateLimitHeaders(policy, result) },
       });
     }
     // Before next(): Hono then builds the response with them (errors answered by onError included), where
     // setting them afterwards would copy the finished response once per header.
-    for (const header in headers) c.header(header, headers[header]);
+    c.header("RateLimit-Policy", policy.rateLimitPolicy);
+    c.header("RateLimit", `${policy.quotedName};r=${result.remaining};t=${result.resetSeconds}`);
+    c.header("X-RateLimit-Limit", policy.limit);
+    c.header("X-RateLimit-Remaining", String(result.remaining));
+    c.header("X-RateLimit-Reset", String(result.resetSeconds));
     return next();
   }
 }
 
-/** The RateLimit-Policy, RateLimit and X-RateLimit-* headers for a result; `policyName` must need no escaping. */
-export function rateLimitHeaders(policyName: string, policy: CompiledPolicy, result: TakeResult): Record<string, string> {
-  const name = `"${policyName}"`;
+/** A compiled policy with the header values that depend on it alone. */
+type Announced = { compiled: CompiledPolicy; quotedName: string; rateLimitPolicy: string; limit: string };
+
+function announce(policyName: string, compiled: CompiledPolicy): Announced {
+  const quotedName = `"${policyName}"`;
+  return { compiled, quotedName, rateLimitPolicy: `${quotedName};q=${compiled.capacity};w=${windowSeconds(compiled)}`, limit: String(compiled.capacity) };
+}
+
+/** The RateLimit-Policy, RateLimit and X-RateLimit-* headers for a result. */
+function rateLimitHeaders(policy: Announced, result: TakeResult): Record<string, string> {
   return {
-    "RateLimit-Policy": `${name};q=${policy.capacity};w=${windowSeconds(policy)}`,
-    RateLimit: `${name};r=${result.remaining};t=${result.resetSeconds}`,
-    "X-RateLimit-Limit": String(result.limit),
+    "RateLimit-Policy": policy.rateLimitPolicy,
+    RateLimit: `${policy.quotedName};r=${result.remaining};t=${result.resetSeconds}`,
+    "X-RateLimit-Limit": policy.limit,
     "X-RateLimit-Remaining": String(result.remaining),
     "X-RateLimit-Reset": String(result.resetSeconds),
   };
