@@ -152,21 +152,18 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
   }
 
   function admit(c: Context, next: Next, policy: Announced, result: TakeResult): Promise<Response | void> {
+    const headers = rateLimitHeaders(policy, result);
     if (!result.allowed) {
       // Passed in the error rather than set on `c`: whether headers set on `c` survive depends on how onError
       // builds its response (a bare `new Response` drops them), and Retry-After must not be lost.
       throw new ProblemError(429, "Too Many Requests", refusal(policy.compiled, result), {
         type: problemType("rate_limited"),
-        headers: { "Retry-After": String(result.retryAfterSeconds), ...rateLimitHeaders(policy, result) },
+        headers: { "Retry-After": String(result.retryAfterSeconds), ...headers },
       });
     }
     // Before next(): Hono then builds the response with them (errors answered by onError included), where
     // setting them afterwards would copy the finished response once per header.
-    c.header("RateLimit-Policy", policy.rateLimitPolicy);
-    c.header("RateLimit", `${policy.quotedName};r=${result.remaining};t=${result.resetSeconds}`);
-    c.header("X-RateLimit-Limit", policy.limit);
-    c.header("X-RateLimit-Remaining", String(result.remaining));
-    c.header("X-RateLimit-Reset", String(result.resetSeconds));
+    for (const header in headers) c.header(header, headers[header]);
     return next();
   }
 }
