@@ -148,6 +148,8 @@ export async function benchGenerate() {
     const speedup = median(rounds, (r) => r.speedup).speedup;
     const overhead = median(rounds, (r) => r.overhead).overhead;
 
+    // 16 streams again while a client checks /health one request after another. The prober is its own run: on
+    // two cores, its back-to-back requests take CPU from the streams.
     let running = true;
     const healthMs: number[] = [];
     const prober = (async () => {
