@@ -32,14 +32,16 @@ const TEST_TIMEOUT = 60_000;
 const HOOK_TIMEOUT = 60_000;
 
 let browser: Browser;
+/** The server with authentication off, shared by the playground and Swagger UI tests. */
+let server: RunningServer;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
   // Playwright gives each launch a fresh temporary profile of its own.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true }), startTextServer()]);
 }, HOOK_TIMEOUT);
 afterAll(async () => {
-  await browser?.close();
+  await Promise.all([browser?.close(), server?.stop("SIGKILL")]);
 }, HOOK_TIMEOUT);
 
 type Generation = { model: string; text: string; finish_reason: string; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } };
@@ -100,14 +102,6 @@ const FORM = { prompt: "And God said", maxTokens: 30, seed: 1234 };
 const SAME_AS_FORM = { model: "tiny-lm", prompt: FORM.prompt, max_tokens: FORM.maxTokens, temperature: 0.8, top_p: 0.95, top_k: 40, seed: FORM.seed };
 
 describe("the browser, authentication off", () => {
-  let server: RunningServer;
-  beforeAll(async () => {
-    server = await startTextServer();
-  }, HOOK_TIMEOUT);
-  afterAll(async () => {
-    await server?.stop("SIGKILL");
-  }, HOOK_TIMEOUT);
-
   test("an EventSource on /v1/generate receives token events, then a done event whose completion_tokens is their number", async () => {
     const { page, close } = await openPage(server);
     try {
@@ -193,14 +187,6 @@ describe("the browser, authentication off", () => {
 });
 
 describe("Swagger UI at /docs", () => {
-  let server: RunningServer;
-  beforeAll(async () => {
-    server = await startTextServer();
-  }, HOOK_TIMEOUT);
-  afterAll(async () => {
-    await server?.stop("SIGKILL");
-  }, HOOK_TIMEOUT);
-
   test("renders the API from /doc with only this server's assets (it works with no network)", async () => {
     const context = await browser.newContext();
     try {
