@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { expectProblem } from "../helpers/http.ts";
+import { expectOpenAIError, expectProblem, type OpenAIErrorBody } from "../helpers/http.ts";
 import { parseGenerateStream, startTextServer, TINY_LM_DIR, type ParsedStream, type Usage } from "../helpers/generation.ts";
 import type { RunningServer } from "../helpers/server.ts";
 
@@ -219,18 +219,9 @@ describe("limits answered as problem+json (4xx)", () => {
 
 describe("limits on the OpenAI routes, in OpenAI's error shape", () => {
   const LONG_PROMPT = "And the LORD spake unto Moses, saying, ".repeat(20);
-  type OpenAIErrorBody = { error: { message: string; type: string; param: string | null; code: string | null } };
-
   async function openAIError(path: string, body: unknown, status: number): Promise<OpenAIErrorBody["error"]> {
     const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    const text = await res.text();
-    expect({ status: res.status, text }).toMatchObject({ status });
-    expect(res.headers.get("content-type")).toStartWith("application/json");
-    const json = JSON.parse(text) as OpenAIErrorBody;
-    expect(Object.keys(json)).toEqual(["error"]);
-    expect(Object.keys(json.error).sort()).toEqual(["code", "message", "param", "type"]);
-    expect(json.error.message).not.toBe("");
-    return json.error;
+    return expectOpenAIError(res, status, "invalid_request_error");
   }
 
   const completion = (extra: Record<string, unknown>) => ({ model: "tiny-lm", prompt: PROMPT, max_tokens: 5, ...extra });
@@ -262,7 +253,6 @@ describe("limits on the OpenAI routes, in OpenAI's error shape", () => {
 
   test("GET /v1/models/no-such-model → 404 model_not_found", async () => {
     const res = await fetch(`${server.url}/v1/models/no-such-model`);
-    expect(res.status).toBe(404);
-    expect(((await res.json()) as OpenAIErrorBody).error).toMatchObject({ type: "invalid_request_error", code: "model_not_found" });
+    expect(await expectOpenAIError(res, 404, "invalid_request_error")).toMatchObject({ code: "model_not_found" });
   }, TIMEOUT);
 });

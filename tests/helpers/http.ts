@@ -60,3 +60,19 @@ export async function expectProblem(res: Response, status: number, instance: str
   }
   return body;
 }
+
+export type OpenAIErrorBody = { error: { message: string; type: string; param: string | null; code: string | null } };
+
+/** Asserts OpenAI's error shape, exactly {error: {message, type, param, code}}, as application/json; returns the error. */
+export async function expectOpenAIError(res: Response, status: number, type: string): Promise<OpenAIErrorBody["error"]> {
+  const text = await res.text();
+  expect({ status: res.status, text }).toMatchObject({ status });
+  expect(res.headers.get("content-type")).toStartWith("application/json");
+  const body = JSON.parse(text) as OpenAIErrorBody;
+  expect(Object.keys(body)).toEqual(["error"]);
+  expect(Object.keys(body.error).sort()).toEqual(["code", "message", "param", "type"]);
+  expect(body.error.type).toBe(type);
+  expect(typeof body.error.message).toBe("string");
+  expect(body.error.message).not.toBe("");
+  return body.error;
+}

@@ -5,9 +5,8 @@
  */
 import { beforeEach, describe, expect, test } from "bun:test";
 import type { Scope } from "../../src/middleware/api-key/index.ts";
-import { expectProblem } from "../helpers/http.ts";
+import { expectOpenAIError, expectProblem } from "../helpers/http.ts";
 import {
-  expectOpenAIError,
   keyedApp,
   makeKeys,
   pathOf,

@@ -114,21 +114,5 @@ export function stableHeaders(res: Response): Record<string, string> {
   return Object.fromEntries([...res.headers.entries()].filter(([name]) => !VOLATILE.has(name)));
 }
 
-export type OpenAIErrorBody = { error: { message: string; type: string; param: string | null; code: string | null } };
-
-/** Asserts OpenAI's error shape, exactly {error: {message, type, param, code}}, as application/json; returns the error. */
-export async function expectOpenAIError(res: Response, status: number, type: string): Promise<OpenAIErrorBody["error"]> {
-  const text = await res.text();
-  expect({ status: res.status, text }).toMatchObject({ status });
-  expect(res.headers.get("content-type")).toStartWith("application/json");
-  const body = JSON.parse(text) as OpenAIErrorBody;
-  expect(Object.keys(body)).toEqual(["error"]);
-  expect(Object.keys(body.error).sort()).toEqual(["code", "message", "param", "type"]);
-  expect(body.error.type).toBe(type);
-  expect(typeof body.error.message).toBe("string");
-  expect(body.error.message).not.toBe("");
-  return body.error;
-}
-
 /** A version-4 UUID, as hono/request-id generates. */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

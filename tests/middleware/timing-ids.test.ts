@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ModelRepository } from "../../src/engine/repository.ts";
 import { engineOptions } from "../helpers/engine.ts";
-import { expectProblem } from "../helpers/http.ts";
+import { expectOpenAIError, expectProblem } from "../helpers/http.ts";
 import { modelsDirWith } from "../helpers/models-dir.ts";
-import { expectOpenAIError, keyedApp, makeKeys, send, SETOSA, UUID, type Sendable } from "./support.ts";
+import { keyedApp, makeKeys, send, SETOSA, UUID, type Sendable } from "./support.ts";
 
 const { store: keys, secret } = makeKeys([
   { name: "timer", scopes: ["predict", "generate"] },
