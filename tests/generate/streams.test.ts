@@ -149,6 +149,17 @@ describe("a client that aborts mid-stream", () => {
 });
 
 /**
+ * The app as the server builds it, over its own real ModelRepository of the text models (its own, so that one
+ * test's decode steps never show in another's counts): generations of at most 60 tokens, `maxStreams` at once.
+ */
+async function inProcessApp(maxStreams: number, env: Record<string, string> = {}) {
+  const repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
+  await repository.loadAll();
+  const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60", ...env });
+  return { repository, app: createApp({ config, repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() }) };
+}
+
+/**
  * Over HTTP a cancelled tiny-LM stream and one that ran out its 60 tokens look alike once over (/health shows
  * counts, not work done). In process, the generator's decode-step counter tells them apart: the app as the
  * server builds it, over a real ModelRepository, with the response body cancelled after its first token.
@@ -157,10 +168,7 @@ describe("a client that cancels after the first token (in process, counting deco
   let repository: ModelRepository;
   let app: ReturnType<typeof createApp>;
   beforeAll(async () => {
-    repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams: 4, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
-    await repository.loadAll();
-    const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60" });
-    app = createApp({ config, repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() });
+    ({ repository, app } = await inProcessApp(4));
   }, HOOK_TIMEOUT);
   afterAll(async () => {
     await repository?.close();
@@ -192,10 +200,7 @@ describe("a client that leaves while its stream still waits for a slot (in proce
   let app: ReturnType<typeof createApp>;
   beforeAll(async () => {
     // One slot: a second stream waits in the queue until the first has run its 60 tokens.
-    repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams: 1, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
-    await repository.loadAll();
-    const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60", SSE_KEEPALIVE_MS: "60000" });
-    app = createApp({ config, repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() });
+    ({ repository, app } = await inProcessApp(1, { SSE_KEEPALIVE_MS: "60000" }));
   }, HOOK_TIMEOUT);
   afterAll(async () => {
     await repository?.close();
