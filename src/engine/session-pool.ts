@@ -32,7 +32,7 @@ export type SessionPoolOptions = {
 const INLINE_MAX_MODEL_BYTES = 1 << 20;
 
 /** Where a pool's sessions run. */
-export type Placement = "worker" | "inline";
+type Placement = "worker" | "inline";
 
 type Session = {
   busy: boolean;

@@ -9,8 +9,8 @@
 import type { Context } from "hono";
 import { writeSync } from "node:fs";
 
-export const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
-export type LevelName = keyof typeof LEVELS;
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
+type LevelName = keyof typeof LEVELS;
 type Fields = Record<string, unknown>;
 type LogFn = { (msg: string): void; (fields: Fields, msg?: string): void };
 
@@ -20,7 +20,7 @@ export type Logger = { readonly level: LevelName | "silent"; isLevelEnabled(leve
 >;
 
 /** Where lines go: anything with `write(line)`, a Node stream included. */
-export type Destination = { write(line: string): unknown };
+type Destination = { write(line: string): unknown };
 
 /** A logger at `level` ("silent" logs nothing) writing to stdout, or to `destination`. */
 export function createLogger(level: LevelName | "silent" | (string & {}), destination: Destination = stdoutOncePerTurn()): Logger {
