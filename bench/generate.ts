@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { readManifest } from "../src/engine/manifest.ts";
-import { openSession } from "../src/engine/onnx-session.ts";
+import { freeBuffer, openSession } from "../src/engine/onnx-session.ts";
 import { argmax } from "../src/engine/text/sampling.ts";
 import { percentile, printTable, root, startServer } from "./lib.ts";
 
@@ -16,7 +16,7 @@ const MODEL = process.env.BENCH_TEXT_MODEL ?? "kjv-gpt";
 const PROMPT = "In the beginning God created the heaven and the earth. And"; // greedy, kjv-gpt writes all 128 tokens after it
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 const STREAMS = 16;
-const ROUNDS = 5;
+const ROUNDS = 9;
 
 /**
  * The bare model, no server: `generate()` prefills the prompt, then runs TOKENS greedy steps with the cache
@@ -33,18 +33,23 @@ async function rawModel(dir: string) {
   const presentNames = pastNames.map((n) => n.replace("past_key_values.", "present."));
   const int64 = (values: BigInt64Array) => new ort.Tensor("int64", values, [1, values.length]);
   const ids = tokenizer.encode(PROMPT).ids;
-  // Feeds built as the server's worker builds them (typed arrays, no per-element conversion), so the
-  // comparison is of the serving, not of two ways to fill a tensor.
+  // Feeds built and outputs freed as the server's worker does (typed arrays, no per-element conversion; each
+  // step's cache and logits freed once read), so the comparison is of the serving, not of two ways to run a model.
   const feeds: Record<string, ort.Tensor> = {};
   const step = async (input: number[], position: number) => {
     feeds.input_ids = int64(BigInt64Array.from(input, BigInt));
     feeds.attention_mask = int64(new BigInt64Array(position + input.length).fill(1n));
     feeds.position_ids = int64(BigInt64Array.from(input, (_, i) => BigInt(position + i)));
     const out = await session.run(feeds);
-    pastNames.forEach((name, i) => (feeds[name] = out[presentNames[i]!]!));
+    pastNames.forEach((name, i) => {
+      freeBuffer(feeds[name]!.data as Float32Array);
+      feeds[name] = out[presentNames[i]!]!;
+    });
     const logits = out.logits!.data as Float32Array;
     const vocab = out.logits!.dims[2]!;
-    return argmax(logits.subarray(logits.length - vocab));
+    const next = argmax(logits.subarray(logits.length - vocab));
+    freeBuffer(logits);
+    return next;
   };
   const generate = async () => {
     for (const name of pastNames) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [1, heads!, 0, headDim!]);
@@ -66,13 +71,16 @@ async function rawModel(dir: string) {
     position_ids: new ort.Tensor("int64", new BigInt64Array(STREAMS).fill(BigInt(T)), [STREAMS, 1]),
     ...Object.fromEntries(pastNames.map((n) => [n, new ort.Tensor("float32", new Float32Array(STREAMS * heads! * T * headDim!), [STREAMS, heads!, T, headDim!])])),
   };
-  for (let i = 0; i < 5; i++) await session.run(batchFeeds);
-  const stepMs: number[] = [];
-  for (let i = 0; i < 50; i++) {
+  const batchStep = async () => {
     const t = performance.now();
-    await session.run(batchFeeds);
-    stepMs.push(performance.now() - t);
-  }
+    const out = await session.run(batchFeeds);
+    const ms = performance.now() - t;
+    for (const output of Object.values(out)) freeBuffer(output.data as Float32Array);
+    return ms;
+  };
+  for (let i = 0; i < 5; i++) await batchStep();
+  const stepMs: number[] = [];
+  for (let i = 0; i < 50; i++) stepMs.push(await batchStep());
   const msPerBatchStep = percentile(stepMs.sort((a, b) => a - b), 50);
   return { generate, msPerBatchStep, middleContext: T, close: () => session.release() };
 }
@@ -129,7 +137,7 @@ export async function benchGenerate() {
     await stream(server.url);
     await together();
 
-    // Five rounds, each one raw loop, one stream and 16 streams back to back; the ratios are taken within a
+    // ROUNDS rounds, each one raw loop, one stream and 16 streams back to back; the ratios are taken within a
     // round and their medians reported. This machine's speed drifts over tens of seconds, and comparing runs
     // made seconds apart keeps a slow spell from landing on one side of a ratio only.
     const rounds = [];
@@ -139,6 +147,7 @@ export async function benchGenerate() {
       const many = await together();
       const oneRate = single.tokens / (single.totalMs / 1000);
       const msPerToken = (single.totalMs - single.firstTokenMs) / Math.max(1, single.tokens - 1);
+      if (process.env.BENCH_VERBOSE) console.log(`round ${round}: 1 stream ${oneRate.toFixed(0)} tokens/s, ${STREAMS} streams ${many.rate.toFixed(0)} tokens/s (${(many.rate / oneRate).toFixed(2)}x), raw step ${loop.msPerStep.toFixed(3)} ms`);
       rounds.push({ loop, single, oneRate, msPerToken, many, speedup: many.rate / oneRate, overhead: msPerToken / loop.msPerStep - 1 });
     }
     await raw.close();

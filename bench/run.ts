@@ -2,7 +2,7 @@
  * npm run bench: every benchmark, each printing its figures beside a baseline measured in the same run.
  * Not a test: it never fails on a figure. Needs wrk (Debian: apt-get install wrk).
  * BENCH_SECONDS (default 5), BENCH_CONNECTIONS (default 32) and BENCH_ROUNDS (default 3) tune the HTTP runs;
- * BENCH_ONLY=predict|generate picks one.
+ * BENCH_ONLY=predict|generate picks one; BENCH_VERBOSE=1 prints every round of the generation benchmark.
  */
 import { cpus } from "node:os";
 import { benchGenerate } from "./generate.ts";

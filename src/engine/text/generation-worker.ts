@@ -15,7 +15,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, ToWorker } from "./protocol.ts";
-import { openSession } from "../onnx-session.ts";
+import { freeBuffer, openSession } from "../onnx-session.ts";
 import { prefillGroups, prefillTokenBudget } from "./prefill.ts";
 import { sampleToken, seededRandom, type Random } from "./sampling.ts";
 import { IncrementalDecoder, StopMatcher } from "./text-stream.ts";
@@ -262,17 +262,6 @@ function accept(stream: Stream, token: number) {
 
 const int64 = (values: BigInt64Array, dims: number[]) => new ort.Tensor("int64", values, dims);
 
-/**
- * Frees a buffer now instead of at some later garbage collection. Every step's outputs (logits and the whole KV
- * cache, megabytes at batch 16) are garbage one step later; left to the collector, the process's memory rises
- * and falls with its timing, and each freshly mapped page costs a page fault (about 11 µs on a virtual machine,
- * up to a third of a batch step). Detaching the buffer frees it at once, and the next step's outputs reuse the
- * same memory. Runtimes without ArrayBuffer.prototype.transfer (Node < 21) leave it to the collector.
- */
-function release(data: ArrayBufferView | undefined) {
-  const buffer = data?.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
-  buffer?.transfer?.(0);
-}
 
 function lastLogits(output: ort.Tensor | undefined, row: number): Float32Array {
   if (!output || output.dims.length !== 3) throw new Error("the graph returned no [batch, sequence, vocab] logits");
@@ -330,7 +319,7 @@ async function prefill(group: Stream[]) {
     stream.cache = { present, row: b, columns: S };
     accept(stream, sampleToken(logits[b]!, stream.request, stream.random));
   });
-  release(out.logits!.data as Float32Array);
+  freeBuffer(out.logits!.data as Float32Array);
 }
 
 /** Makes `rows` the streams still active plus the newcomers, copying each row's real columns right-aligned. */
@@ -350,11 +339,11 @@ function rebuild(joining: Stream[]) {
     };
     kept.forEach((r, b) => copy(past[n]!.data as Float32Array, r.row, pastLength, b, r.stream.length));
     joined.forEach((s, j) => copy(s.cache!.present[n]!, s.cache!.row, s.cache!.columns, kept.length + j, s.length));
-    release(past[n]?.data as Float32Array | undefined);
+    freeBuffer(past[n]?.data as Float32Array | undefined);
     return new ort.Tensor("float32", data, [all.length, H, length, D]);
   });
   // A prefill group's caches are shared by its rows, all of which join here.
-  for (const data of new Set(joined.flatMap((s) => s.cache!.present))) release(data);
+  for (const data of new Set(joined.flatMap((s) => s.cache!.present))) freeBuffer(data);
   for (const s of joined) s.cache = undefined;
   rows = all;
   pastLength = length;
@@ -402,8 +391,8 @@ async function step() {
     s.length++;
     if (s.state === "active") accept(s, sampleToken(logits[b]!, s.request, s.random));
   });
-  for (const name of graph.pastNames) release(feeds[name]!.data as Float32Array);
-  release(out.logits!.data as Float32Array);
+  for (const name of graph.pastNames) freeBuffer(feeds[name]!.data as Float32Array);
+  freeBuffer(out.logits!.data as Float32Array);
 }
 
 async function loop() {
