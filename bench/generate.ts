@@ -147,7 +147,10 @@ export async function benchGenerate() {
       const many = await together();
       const oneRate = single.tokens / (single.totalMs / 1000);
       const msPerToken = (single.totalMs - single.firstTokenMs) / Math.max(1, single.tokens - 1);
-      if (process.env.BENCH_VERBOSE) console.log(`round ${round}: 1 stream ${oneRate.toFixed(0)} tokens/s, ${STREAMS} streams ${many.rate.toFixed(0)} tokens/s (${(many.rate / oneRate).toFixed(2)}x), raw step ${loop.msPerStep.toFixed(3)} ms`);
+      if (process.env.BENCH_VERBOSE) {
+        const ratio = (many.rate / oneRate).toFixed(2);
+        console.log(`round ${round}: 1 stream ${oneRate.toFixed(0)} tokens/s, ${STREAMS} streams ${many.rate.toFixed(0)} tokens/s (${ratio}x), raw step ${loop.msPerStep.toFixed(3)} ms`);
+      }
       rounds.push({ loop, single, oneRate, msPerToken, many, speedup: many.rate / oneRate, overhead: msPerToken / loop.msPerStep - 1 });
     }
     await raw.close();

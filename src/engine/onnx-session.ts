@@ -34,7 +34,8 @@ export async function runSession(session: ort.InferenceSession, feeds: Record<st
  * as the next run has read them (a decoder's KV cache: megabytes per step at batch 16). Left to the collector,
  * the process's memory rises and falls with its timing, and each freshly mapped page costs a page fault (about
  * 11 µs on a virtual machine, up to a third of a batch step); freed at once, the next run's outputs reuse the
- * same memory. Runtimes without ArrayBuffer.prototype.transfer (Node < 21) leave it to the collector.
+ * same memory. It detaches the view's whole buffer, so it is only for views that own theirs, as ONNX Runtime's
+ * outputs do. Runtimes without ArrayBuffer.prototype.transfer (Node < 21) leave it to the collector.
  */
 export function freeBuffer(data: ArrayBufferView | undefined) {
   const buffer = data?.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };

@@ -262,7 +262,6 @@ function accept(stream: Stream, token: number) {
 
 const int64 = (values: BigInt64Array, dims: number[]) => new ort.Tensor("int64", values, dims);
 
-
 function lastLogits(output: ort.Tensor | undefined, row: number): Float32Array {
   if (!output || output.dims.length !== 3) throw new Error("the graph returned no [batch, sequence, vocab] logits");
   const [, sequence, vocab] = output.dims as [number, number, number];
@@ -342,7 +341,7 @@ function rebuild(joining: Stream[]) {
     freeBuffer(past[n]?.data as Float32Array | undefined);
     return new ort.Tensor("float32", data, [all.length, H, length, D]);
   });
-  // A prefill group's caches are shared by its rows, all of which join here.
+  // A prefill group's caches are shared by its rows: those still active all join here, and no other reads them.
   for (const data of new Set(joined.flatMap((s) => s.cache!.present))) freeBuffer(data);
   for (const s of joined) s.cache = undefined;
   rows = all;
