@@ -1,8 +1,11 @@
 /** Incremental detokenization, stop sequences and sampling, without a model. */
 import { describe, expect, test } from "bun:test";
 import { argmax, sampleToken, seededRandom } from "../../src/engine/text/sampling.ts";
-import { IncrementalDecoder, StopMatcher } from "../../src/engine/text/text-stream.ts";
+import { ByteLevelDecoder, byteLevelPieces, detokenizerFor, IncrementalDecoder, StopMatcher, type Detokenizer } from "../../src/engine/text/text-stream.ts";
 import { decode, loadTokenizer } from "./helpers.ts";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const tokenizer = loadTokenizer();
 
@@ -36,6 +39,76 @@ describe("UTF-8 and incremental detokenization", () => {
     const decoder = new IncrementalDecoder((x) => decode(tokenizer, x));
     expect(decoder.push(ids[0]!)).toBe("");
     expect(decoder.flush()).toContain("\uFFFD");
+  });
+});
+
+describe("byte-level detokenization", () => {
+  const texts = [
+    "Ézéchiel — 3:16, naïve café; 1234567 apples & 89 pears!?",
+    "日本語のテキスト and emoji 🙂 mixed with ASCII. 👨‍👩‍👧",
+    "In the beginning<|endoftext|> And the LORD said unto Moses,\n\tGo.  ",
+  ];
+  const run = (detokenizer: Detokenizer, ids: number[]) => {
+    const pieces = ids.map((id) => detokenizer.push(id));
+    pieces.push(detokenizer.flush());
+    return pieces;
+  };
+  // Ids drawn at random from the whole vocabulary: split and invalid UTF-8, special tokens anywhere.
+  const randomIds = (vocab: number, n: number, seed: number) => {
+    const random = seededRandom(seed);
+    return Array.from({ length: n }, () => Math.floor(random() * vocab));
+  };
+
+  for (const [name, dir] of [["the test model", undefined], ["kjv-gpt", join(import.meta.dir, "..", "..", "models", "kjv-gpt")]] as const) {
+    test(`${name}: the shipped tokenizer takes the byte path, and it gives exactly what the tokenizer decodes`, () => {
+      const tok = loadTokenizer(dir);
+      const pieces = byteLevelPieces(tok);
+      expect(pieces).toBeDefined();
+      const vocab = tok.get_vocab(true).size;
+      const cases = [...texts.map((t) => tok.encode(t).ids), ...[1, 2, 3, 4, 5].map((seed) => randomIds(vocab, 300, seed))];
+      for (const ids of cases) {
+        const out = run(new ByteLevelDecoder(pieces!), ids);
+        expect(out.join("")).toBe(decode(tok, ids));
+        // The same text as the window-decoding detokenizer, though it may be cut into pieces differently.
+        expect(out.join("")).toBe(run(new IncrementalDecoder((x) => decode(tok, x)), ids).join(""));
+      }
+    });
+  }
+
+  test("whole characters only: a split emoji releases nothing until its last byte, and a cut-off one flushes as U+FFFD", () => {
+    const pieces = byteLevelPieces(tokenizer)!;
+    const ids = tokenizer.encode("a🙂b").ids;
+    const out = run(new ByteLevelDecoder(pieces), ids);
+    expect(out.join("")).toBe("a🙂b");
+    for (const piece of out) expect(piece).not.toContain("\uFFFD");
+    expect(out.some((p) => p === "")).toBe(true);
+    const cut = new ByteLevelDecoder(pieces);
+    const emoji = tokenizer.encode("🙂").ids;
+    expect(cut.push(emoji[0]!)).toBe("");
+    expect(cut.flush()).toBe("\uFFFD");
+  });
+
+  test("an added token that is not special decodes as its content, after the bytes before it", () => {
+    const json = JSON.parse(readFileSync(join(import.meta.dir, "..", "fixtures", "tiny-lm", "tokenizer.json"), "utf8"));
+    const id = Math.max(...json.added_tokens.map((t: { id: number }) => t.id)) + 1;
+    json.added_tokens.push({ id, content: "<sep>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: false });
+    const tok = new Tokenizer(json, {});
+    const emoji = tok.encode("🙂").ids;
+    const ids = [...tok.encode("x").ids, emoji[0]!, id, ...tok.encode(" y").ids];
+    const out = run(detokenizerFor(tok, json.decoder, (x) => decode(tok, x))(), ids);
+    expect(out.join("")).toBe(decode(tok, ids));
+    expect(out.join("")).toBe("x\uFFFD<sep> y");
+  });
+
+  test("a tokenizer that does not decode byte-level (here: Metaspace) gets the window-decoding detokenizer", () => {
+    const tok = loadTokenizer();
+    expect(detokenizerFor(tok, { type: "Metaspace", replacement: "▁" }, (x) => decode(tok, x))()).toBeInstanceOf(IncrementalDecoder);
+    expect(detokenizerFor(tok, { type: "ByteLevel" }, (x) => decode(tok, x))()).toBeInstanceOf(ByteLevelDecoder);
+  });
+
+  test("an id past the vocabulary (logits padded wider) stands for no text", () => {
+    const decoder = new ByteLevelDecoder(byteLevelPieces(tokenizer)!);
+    expect(decoder.push(1_000_000)).toBe("");
   });
 });
 

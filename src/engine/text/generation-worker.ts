@@ -18,7 +18,7 @@ import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamR
 import { freeBuffer, openSession } from "../onnx-session.ts";
 import { prefillGroups, prefillTokenBudget } from "./prefill.ts";
 import { sampleToken, seededRandom, type Random } from "./sampling.ts";
-import { IncrementalDecoder, StopMatcher } from "./text-stream.ts";
+import { detokenizerFor, StopMatcher, type Detokenizer } from "./text-stream.ts";
 
 const init = workerData as GenerationWorkerInit;
 const port = parentPort!;
@@ -77,8 +77,13 @@ let session: ort.InferenceSession;
 let tokenizer: Tokenizer;
 let graph: Graph;
 let eosId: number | undefined;
+let newDetokenizer: () => Detokenizer;
 try {
-  tokenizer = new Tokenizer(JSON.parse(readFileSync(init.tokenizerPath, "utf8")), {});
+  const tokenizerJson = JSON.parse(readFileSync(init.tokenizerPath, "utf8"));
+  tokenizer = new Tokenizer(tokenizerJson, {});
+  newDetokenizer = detokenizerFor(tokenizer, tokenizerJson.decoder, (ids) =>
+    ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }),
+  );
   if (init.eosToken !== undefined) {
     eosId = tokenizer.token_to_id(init.eosToken);
     if (eosId === undefined) throw new Error(`the eos_token '${init.eosToken}' is not in the tokenizer's vocabulary`);
@@ -95,14 +100,12 @@ try {
 /** Padded tokens one prefill run may take (see prefill.ts). */
 const prefillBudget = prefillTokenBudget(graph.vocab);
 
-const decodeText = (ids: number[]) => ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
-
 type Stream = {
   id: number;
   request: StreamRequest;
   promptIds: number[];
   random: Random;
-  decoder: IncrementalDecoder;
+  decoder: Detokenizer;
   stopper: StopMatcher;
   state: "queued" | "active" | "ended";
   /** When it was admitted to the batch (its time limit counts from here). */
@@ -187,7 +190,7 @@ function submit(id: number, request: StreamRequest) {
     request,
     promptIds,
     random: seededRandom(request.seed),
-    decoder: new IncrementalDecoder(decodeText),
+    decoder: newDetokenizer(),
     stopper: new StopMatcher(request.stop),
     state: "queued",
     startedAt: 0,

@@ -1,4 +1,24 @@
 /** Turning a stream of token ids into text pieces: incremental detokenization, then stop sequences. */
+import type { Tokenizer } from "@huggingface/tokenizers";
+
+/** Turns one stream's token ids into text as they come. */
+export interface Detokenizer {
+  /** Adds a token; returns the text it completes ("" while a character is still incomplete). */
+  push(id: number): string;
+  /** Everything not yet released, incomplete characters included (as U+FFFD). */
+  flush(): string;
+}
+
+/**
+ * A detokenizer factory for this tokenizer: byte by byte when its decoding is plain byte-level BPE (GPT-2's
+ * convention), else by decoding windows of ids with the tokenizer itself. Both give the text
+ * `tokenizer.decode(ids, { skip_special_tokens: true })` gives; the byte path costs a table lookup per token
+ * instead of two decodes, which at sixteen streams was about 4% of the generation worker's time.
+ */
+export function detokenizerFor(tokenizer: Tokenizer, decoderConfig: unknown, decode: (ids: number[]) => string): () => Detokenizer {
+  const pieces = (decoderConfig as { type?: unknown } | null)?.type === "ByteLevel" ? byteLevelPieces(tokenizer) : undefined;
+  return pieces ? () => new ByteLevelDecoder(pieces) : () => new IncrementalDecoder(decode);
+}
 
 /**
  * Incremental detokenization. Byte-level BPE tokens may split a UTF-8 character, so text is only released
@@ -6,7 +26,7 @@
  * TGI does: `prefix..read` is text already released (kept as context so tokenizers that depend on the
  * previous token decode the same), `read..end` is what is new.
  */
-export class IncrementalDecoder {
+export class IncrementalDecoder implements Detokenizer {
   private readonly ids: number[] = [];
   private prefix = 0;
   private read = 0;
@@ -33,6 +53,71 @@ export class IncrementalDecoder {
       return now.slice(before.length);
     }
     return "";
+  }
+}
+
+/**
+ * GPT-2's byte-level alphabet, reversed: the character a vocabulary entry uses for each byte → the byte.
+ * Printable Latin-1 bytes stand for themselves; the other 68 bytes are shifted to U+0100 and up, in order.
+ */
+const BYTE_OF_CHAR: ReadonlyMap<string, number> = (() => {
+  const map = new Map<string, number>();
+  let shifted = 0;
+  for (let byte = 0; byte < 256; byte++) {
+    const printable = (byte >= 0x21 && byte <= 0x7e) || (byte >= 0xa1 && byte <= 0xac) || (byte >= 0xae && byte <= 0xff);
+    map.set(String.fromCharCode(printable ? byte : 256 + shifted++), byte);
+  }
+  return map;
+})();
+
+/**
+ * What each token id stands for in a byte-level vocabulary: its bytes, its text for an added token that is
+ * not special (added tokens decode as their content), or nothing for a special one (skipped). Undefined if any
+ * id in the vocabulary's range is missing or uses a character outside the byte alphabet: then it is not
+ * plain byte-level, and the generic detokenizer serves.
+ */
+export function byteLevelPieces(tokenizer: Tokenizer): (Uint8Array | string)[] | undefined {
+  const added = tokenizer.get_added_tokens_decoder();
+  const vocab = tokenizer.get_vocab(true);
+  const pieces: (Uint8Array | string)[] = [];
+  for (const [token, id] of vocab) {
+    const addedToken = added.get(id);
+    if (addedToken) {
+      pieces[id] = addedToken.special ? new Uint8Array(0) : addedToken.content;
+      continue;
+    }
+    const bytes = new Uint8Array(token.length);
+    for (let i = 0; i < token.length; i++) {
+      const byte = BYTE_OF_CHAR.get(token[i]!);
+      if (byte === undefined) return undefined;
+      bytes[i] = byte;
+    }
+    pieces[id] = bytes;
+  }
+  for (let id = 0; id < pieces.length; id++) if (pieces[id] === undefined) return undefined;
+  return pieces;
+}
+
+/**
+ * Incremental detokenization for byte-level BPE: each token stands for fixed bytes, so the text is the UTF-8
+ * decoding of their concatenation, and a streaming TextDecoder releases each complete character as its last
+ * byte arrives. An added token's text comes after the bytes before it are decoded on their own, as the
+ * tokenizer's decoder does.
+ */
+export class ByteLevelDecoder implements Detokenizer {
+  private readonly utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+  constructor(private readonly pieces: readonly (Uint8Array | string)[]) {}
+
+  push(id: number): string {
+    const piece = this.pieces[id];
+    // An id past the vocabulary (logits padded wider than it) stands for no text.
+    if (piece === undefined) return "";
+    return typeof piece === "string" ? this.utf8.decode() + piece : this.utf8.decode(piece, { stream: true });
+  }
+
+  flush(): string {
+    return this.utf8.decode();
   }
 }
 
