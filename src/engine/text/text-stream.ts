@@ -21,9 +21,9 @@ export function detokenizerFor(tokenizer: Tokenizer, decoderConfig: unknown, dec
 }
 
 /**
- * Incremental detokenization. Byte-level BPE tokens may split a UTF-8 character, so text is only released
- * when the decoded suffix does not end in U+FFFD. To stay cheap it decodes a short window, as Hugging Face
- * TGI does: `prefix..read` is text already released (kept as context so tokenizers that depend on the
+ * Incremental detokenization with the tokenizer's own decode, for any tokenizer. Tokens may split a UTF-8
+ * character (byte-level BPE, byte fallback), so text is only released when the decoded suffix does not end
+ * in U+FFFD. To stay cheap it decodes a short window, as Hugging Face TGI does: `prefix..read` is text already released (kept as context so tokenizers that depend on the
  * previous token decode the same), `read..end` is what is new.
  */
 export class IncrementalDecoder implements Detokenizer {
@@ -33,13 +33,11 @@ export class IncrementalDecoder implements Detokenizer {
 
   constructor(private readonly decode: (ids: number[]) => string) {}
 
-  /** Adds a token; returns the text it completes ("" while a character is still incomplete). */
   push(id: number): string {
     this.ids.push(id);
     return this.release(false);
   }
 
-  /** Everything not yet released, incomplete characters included (as U+FFFD). */
   flush(): string {
     return this.release(true);
   }
