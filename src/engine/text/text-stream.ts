@@ -23,8 +23,9 @@ export function detokenizerFor(tokenizer: Tokenizer, decoderConfig: unknown, dec
 /**
  * Incremental detokenization with the tokenizer's own decode, for any tokenizer. Tokens may split a UTF-8
  * character (byte-level BPE, byte fallback), so text is only released when the decoded suffix does not end
- * in U+FFFD. To stay cheap it decodes a short window, as Hugging Face TGI does: `prefix..read` is text already released (kept as context so tokenizers that depend on the
- * previous token decode the same), `read..end` is what is new.
+ * in U+FFFD. To stay cheap it decodes a short window, as Hugging Face TGI does: `prefix..read` is text
+ * already released (kept as context so tokenizers that depend on the previous token decode the same),
+ * `read..end` is what is new.
  */
 export class IncrementalDecoder implements Detokenizer {
   private readonly ids: number[] = [];
