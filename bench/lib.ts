@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateKey, hashKey } from "../src/middleware/api-key/key-store.ts";
 
 export const root = join(import.meta.dir, "..");
 export const DURATION = process.env.BENCH_SECONDS ?? "5";
@@ -42,6 +43,14 @@ export async function startServer(script: string, env: Record<string, string>, r
   }
   proc.kill();
   throw new Error(`${script} did not become ready`);
+}
+
+/** A new API key with the predict scope and a bucket that never empties, in a keys file of its own. */
+export function unlimitedKey(): { key: string; file: string } {
+  const key = generateKey();
+  const file = join(mkdtempSync(join(tmpdir(), "bench-keys-")), "keys.json");
+  writeFileSync(file, JSON.stringify({ keys: [{ name: "bench", sha256: hashKey(key), scopes: ["predict"], rateLimit: { capacity: 1e9, refillPerSecond: 1e9 } }] }));
+  return { key, file };
 }
 
 export function requireWrk() {

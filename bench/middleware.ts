@@ -8,19 +8,16 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { timing } from "hono/timing";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createApp } from "../src/app.ts";
 import { engineOptions } from "../src/boot.ts";
 import { loadConfig } from "../src/config.ts";
 import { ModelRepository } from "../src/engine/repository.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { problemErrorHandler } from "../src/lib/problem.ts";
-import { generateKey, hashKey, loadKeyStore } from "../src/middleware/api-key/key-store.ts";
+import { loadKeyStore } from "../src/middleware/api-key/key-store.ts";
 import { MemoryStore } from "../src/middleware/rate-limit/index.ts";
 import { predictRouter } from "../src/routes/predict/index.ts";
-import { printTable } from "./lib.ts";
+import { printTable, unlimitedKey } from "./lib.ts";
 
 const REQUESTS = 19_200;
 const IN_FLIGHT = 32;
@@ -39,9 +36,7 @@ export async function benchMiddleware() {
     const quiet = createLogger("warn");
     // Access lines formatted as in production, then dropped: the cost is the logger's, not the terminal's.
     const accessLines = createLogger("info", { write() {} });
-    const key = generateKey();
-    const keysFile = join(mkdtempSync(join(tmpdir(), "bench-keys-")), "keys.json");
-    writeFileSync(keysFile, JSON.stringify({ keys: [{ name: "bench", sha256: hashKey(key), scopes: ["predict"], rateLimit: { capacity: 1e9, refillPerSecond: 1e9 } }] }));
+    const { key, file: keysFile } = unlimitedKey();
 
     const route = (app: Hono) => app.route("/", predictRouter(repository, manifest, config.MAX_BATCH_INSTANCES)).onError(problemErrorHandler(quiet));
     const app = (logger: typeof quiet, keys?: ReturnType<typeof loadKeyStore>) =>

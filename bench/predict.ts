@@ -2,11 +2,7 @@
  * Prediction throughput: POST /v1/predict with wrk at 32 connections, against the ceiling (a bare Bun.serve
  * answering a constant body) and against the same route with no middleware, all in one run.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { generateKey, hashKey } from "../src/middleware/api-key/key-store.ts";
-import { printTable, startServer, wrk, type Result } from "./lib.ts";
+import { printTable, startServer, unlimitedKey, wrk, type Result } from "./lib.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
@@ -23,9 +19,7 @@ export async function benchPredict() {
   };
 
   // A key whose bucket never empties, so the limiter does all its work without refusing.
-  const key = generateKey();
-  const keysFile = join(mkdtempSync(join(tmpdir(), "bench-keys-")), "keys.json");
-  writeFileSync(keysFile, JSON.stringify({ keys: [{ name: "bench", sha256: hashKey(key), scopes: ["predict"], rateLimit: { capacity: 1e9, refillPerSecond: 1e9 } }] }));
+  const { key, file: keysFile } = unlimitedKey();
   const unlimited = { RATE_LIMIT_CAPACITY: "1000000000", RATE_LIMIT_REFILL_PER_SECOND: "1000000000" };
 
   const targets: [name: string, script: string, env: Record<string, string>, path: string, headers?: Record<string, string>, ready?: string][] = [
