@@ -151,12 +151,20 @@ describe("a client that aborts mid-stream", () => {
 /**
  * The app as the server builds it, over its own real ModelRepository of the text models (its own, so that one
  * test's decode steps never show in another's counts): generations of at most 60 tokens, `maxStreams` at once.
+ * Built before the enclosing describe's tests and closed after them; read its fields inside the tests.
  */
-async function inProcessApp(maxStreams: number, env: Record<string, string> = {}) {
-  const repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
-  await repository.loadAll();
-  const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60", ...env });
-  return { repository, app: createApp({ config, repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() }) };
+function inProcessApp(maxStreams: number, env: Record<string, string> = {}) {
+  const built = {} as { repository: ModelRepository; app: ReturnType<typeof createApp> };
+  beforeAll(async () => {
+    built.repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
+    await built.repository.loadAll();
+    const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60", ...env });
+    built.app = createApp({ config, repository: built.repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() });
+  }, HOOK_TIMEOUT);
+  afterAll(async () => {
+    await built.repository?.close();
+  }, HOOK_TIMEOUT);
+  return built;
 }
 
 /**
@@ -165,23 +173,16 @@ async function inProcessApp(maxStreams: number, env: Record<string, string> = {}
  * server builds it, over a real ModelRepository, with the response body cancelled after its first token.
  */
 describe("a client that cancels after the first token (in process, counting decode steps)", () => {
-  let repository: ModelRepository;
-  let app: ReturnType<typeof createApp>;
-  beforeAll(async () => {
-    ({ repository, app } = await inProcessApp(4));
-  }, HOOK_TIMEOUT);
-  afterAll(async () => {
-    await repository?.close();
-  }, HOOK_TIMEOUT);
+  const built = inProcessApp(4);
 
   test("ends the generation long before its 60 tokens: fewer decode steps run than it would need", async () => {
-    const generator = repository.get("tiny-lm") as TextGenerator;
+    const generator = built.repository.get("tiny-lm") as TextGenerator;
     // A step is ~1 ms, so the cancellation wins by far; a few tries absorb a badly stalled machine, while a server
     // that never cancels fails every one of them.
     const used: number[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
       const before = generator.stats().steps;
-      const res = await app.request(`/v1/generate?${new URLSearchParams({ prompt: "In", max_tokens: "60", temperature: "0" })}`);
+      const res = await built.app.request(`/v1/generate?${new URLSearchParams({ prompt: "In", max_tokens: "60", temperature: "0" })}`);
       expect(res.status).toBe(200);
       const stream = sseBlocks(res);
       expect(tokenOf((await stream.next())!)).toMatchObject({ index: 0 });
@@ -196,25 +197,18 @@ describe("a client that cancels after the first token (in process, counting deco
 });
 
 describe("a client that leaves while its stream still waits for a slot (in process, counting decode steps)", () => {
-  let repository: ModelRepository;
-  let app: ReturnType<typeof createApp>;
-  beforeAll(async () => {
-    // One slot: a second stream waits in the queue until the first has run its 60 tokens.
-    ({ repository, app } = await inProcessApp(1, { SSE_KEEPALIVE_MS: "60000" }));
-  }, HOOK_TIMEOUT);
-  afterAll(async () => {
-    await repository?.close();
-  }, HOOK_TIMEOUT);
+  // One slot: a second stream waits in the queue until the first has run its 60 tokens.
+  const built = inProcessApp(1, { SSE_KEEPALIVE_MS: "60000" });
 
   test("is dropped from the queue: no decode step runs for it, though no event (not even a keep-alive) was due", async () => {
-    const generator = repository.get("tiny-lm") as TextGenerator;
+    const generator = built.repository.get("tiny-lm") as TextGenerator;
     const query = `/v1/generate?${new URLSearchParams({ prompt: "In", max_tokens: "60", temperature: "0" })}`;
     const before = generator.stats().steps;
     // Three streams ahead (one running, two queued) keep the last one waiting for some 180 steps. A response
     // comes once the worker has accepted its generation, so the last one is in the queue when it is cancelled.
-    const ahead = await Promise.all([0, 1, 2].map(() => app.request(query)));
+    const ahead = await Promise.all([0, 1, 2].map(() => built.app.request(query)));
     const finished = Promise.all(ahead.map((res) => res.text()));
-    const waiting = await app.request(query);
+    const waiting = await built.app.request(query);
     expect(waiting.status).toBe(200);
     await waiting.body!.cancel();
     expect((await finished).map((text) => parseGenerateStream(text).done.usage.completion_tokens)).toEqual([60, 60, 60]);
