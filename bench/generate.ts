@@ -7,9 +7,9 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
-import { readManifest } from "../src/engine/manifest.ts";
-import { freeBuffer, openSession } from "../src/engine/onnx-session.ts";
-import { argmax } from "../src/engine/text/sampling.ts";
+import { readManifest } from "../src/engine/registry/manifest.ts";
+import { freeBuffer, openSession } from "../src/engine/execution/onnx-session.ts";
+import { argmax } from "../src/engine/tasks/text/sampling.ts";
 import { percentile, printTable, root, startServer } from "./lib.ts";
 
 const MODEL = process.env.BENCH_TEXT_MODEL ?? "kjv-gpt";
@@ -125,7 +125,7 @@ const median = <T>(values: T[], key: (v: T) => number): T => [...values].sort((a
 export async function benchGenerate() {
   const dir = join(root, "models", MODEL);
   const raw = await rawModel(dir);
-  const server = await startServer("src/index.ts", { RATE_LIMIT_CAPACITY: "1000000000", RATE_LIMIT_REFILL_PER_SECOND: "1000000000", MAX_TOKENS: String(Math.max(256, TOKENS)) });
+  const server = await startServer("src/main/index.ts", { RATE_LIMIT_CAPACITY: "1000000000", RATE_LIMIT_REFILL_PER_SECOND: "1000000000", MAX_TOKENS: String(Math.max(256, TOKENS)) });
   try {
     const together = async () => {
       const start = performance.now();

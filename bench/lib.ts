@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKey, hashKey } from "../src/middleware/api-key/key-store.ts";
+import { generateKey, hashKey } from "../src/auth/key-store.ts";
 
 export const root = join(import.meta.dir, "..");
 export const DURATION = process.env.BENCH_SECONDS ?? "5";

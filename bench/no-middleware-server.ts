@@ -3,12 +3,12 @@
  * The benchmark compares it with the full app to price the middleware.
  */
 import { Hono } from "hono";
-import { engineOptions } from "../src/boot.ts";
-import { loadConfig } from "../src/config.ts";
-import { ModelRepository } from "../src/engine/repository.ts";
-import { createLogger } from "../src/lib/logger.ts";
-import { problemErrorHandler } from "../src/lib/problem.ts";
-import { predictRouter } from "../src/routes/predict/index.ts";
+import { engineOptions } from "../src/main/boot.ts";
+import { loadConfig } from "../src/main/config.ts";
+import { ModelRepository } from "../src/engine/registry/repository.ts";
+import { createLogger } from "../src/observability/logger.ts";
+import { problemErrorHandler } from "../src/http/problem.ts";
+import { predictRouter } from "../src/http/routes/predict/index.ts";
 
 const config = loadConfig();
 // The engine exactly as the server configures it, so the two differ only in the middleware.

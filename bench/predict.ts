@@ -26,8 +26,8 @@ export async function benchPredict() {
     ["bare Bun.serve (ceiling)", "bench/bare-server.ts", {}, "/", {}, "/"],
     ["/v1/predict, no middleware", "bench/no-middleware-server.ts", {}, "/v1/predict", {}, "/"],
     // As `npm start` runs (no keys, access log at info), but with limits wrk cannot reach.
-    ["/v1/predict, quick-start config", "src/index.ts", { ...unlimited, LOG_LEVEL: "info" }, "/v1/predict"],
-    ["/v1/predict, key + all middleware", "src/index.ts", { API_KEYS_FILE: keysFile, LOG_LEVEL: "info" }, "/v1/predict", { "X-API-Key": key }],
+    ["/v1/predict, quick-start config", "src/main/index.ts", { ...unlimited, LOG_LEVEL: "info" }, "/v1/predict"],
+    ["/v1/predict, key + all middleware", "src/main/index.ts", { API_KEYS_FILE: keysFile, LOG_LEVEL: "info" }, "/v1/predict", { "X-API-Key": key }],
   ];
   // Rounds over all targets, each target's median run kept: this machine's speed drifts over minutes, and
   // interleaving spreads a slow spell over every target instead of one.

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { generateKey, hashKey, KeyEntrySchema, KeyStoreError, parseKeyFile, readKeyFile, SCOPES, type KeyEntry, type KeyFile, type Scope } from "../middleware/api-key/key-store.ts";
+import { generateKey, hashKey, KeyEntrySchema, KeyStoreError, parseKeyFile, readKeyFile, SCOPES, type KeyEntry, type KeyFile, type Scope } from "../auth/key-store.ts";
 
 export const USAGE = `Usage: npm run keys -- <command> [options]
 

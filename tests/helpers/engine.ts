@@ -1,6 +1,6 @@
 /** Engine settings and look-ups shared by tests that load real models. */
-import type { EngineOptions, ModelRepository } from "../../src/engine/repository.ts";
-import type { TabularModel } from "../../src/engine/tabular.ts";
+import type { EngineOptions, ModelRepository } from "../../src/engine/registry/repository.ts";
+import type { TabularModel } from "../../src/engine/tasks/tabular/classifier.ts";
 
 /** Small, valid engine options; `overrides` replace whole top-level entries. */
 export function engineOptions(overrides: Partial<EngineOptions> = {}): EngineOptions {

@@ -4,9 +4,9 @@
  */
 import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
-import { readManifestOf, type ModelManifest, type TabularManifest } from "../../src/engine/manifest.ts";
-import { readiness, type ModelCatalog, type ModelState, type ModelStatus, type Readiness } from "../../src/engine/repository.ts";
-import type { Classification, Predictions, TabularModel } from "../../src/engine/tabular.ts";
+import { readManifestOf, type ModelManifest, type TabularManifest } from "../../src/engine/registry/manifest.ts";
+import { readiness, type ModelCatalog, type ModelState, type ModelStatus, type Readiness } from "../../src/engine/registry/repository.ts";
+import type { Classification, Predictions, TabularModel } from "../../src/engine/tasks/tabular/classifier.ts";
 
 export const MODELS_DIR = join(import.meta.dir, "..", "..", "models");
 

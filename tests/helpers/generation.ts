@@ -6,7 +6,7 @@
 import { expect } from "bun:test";
 import { existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateKey, hashKey, type Scope } from "../../src/middleware/api-key/index.ts";
+import { generateKey, hashKey, type Scope } from "../../src/http/middleware/api-key.ts";
 import { MODELS_DIR } from "./fake-repository.ts";
 import { tempDir } from "./models-dir.ts";
 import { startServer, type RunningServer } from "./server.ts";

@@ -1,9 +1,9 @@
 /** Route-test helpers: an app over a fake repository, JSON requests, and the problem+json contract. */
 import { expect } from "bun:test";
-import { createApp } from "../../src/app.ts";
-import { loadConfig } from "../../src/config.ts";
-import { createLogger, type Logger } from "../../src/lib/logger.ts";
-import { MemoryStore } from "../../src/middleware/rate-limit/index.ts";
+import { createApp } from "../../src/main/app.ts";
+import { loadConfig } from "../../src/main/config.ts";
+import { createLogger, type Logger } from "../../src/observability/logger.ts";
+import { MemoryStore } from "../../src/http/middleware/rate-limit.ts";
 import { FakeRepository } from "./fake-repository.ts";
 
 export type TestApp = ReturnType<typeof createApp>;

@@ -1,5 +1,5 @@
 /**
- * Starts the real server as `npm start` does (bun src/index.ts) on a free port, and follows its JSON log lines
+ * Starts the real server as `npm start` does (bun src/main/index.ts) on a free port, and follows its JSON log lines
  * so tests wait for events ("listening", "models loaded") instead of sleeping or polling. The environment is
  * the test process's minus any server setting, plus: PORT=0, HOST=127.0.0.1, LOG_LEVEL=info, MODELS_DIR = a
  * temporary folder with links to models/iris and models/wine, RATE_LIMIT_CAPACITY=1000000; `env` overrides.
@@ -7,7 +7,7 @@
 import { readLines } from "./lines.ts";
 import type { Subprocess } from "bun";
 import { join } from "node:path";
-import { ConfigSchema } from "../../src/config.ts";
+import { ConfigSchema } from "../../src/main/config.ts";
 import { modelsDirWith } from "./models-dir.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -54,7 +54,7 @@ function serverEnv(env: Record<string, string>): Record<string, string> {
 }
 
 /** The server as `npm start` runs it. */
-export const BUN_SERVER = [process.execPath, "src/index.ts"];
+export const BUN_SERVER = [process.execPath, "src/main/index.ts"];
 
 /** Spawns the server (by default as `npm start` does) and returns at once; use waitForLog() for what to wait for. */
 export function launchServer(env: Record<string, string> = {}, command: string[] = BUN_SERVER): LaunchedServer {

@@ -1,0 +1,395 @@
+/**
+ * Text generation with continuous batching. The model, its tokenizer and every stream's KV cache live in one
+ * worker thread (generation-worker.ts); this side validates requests, forwards them, and turns the worker's
+ * per-step updates into one async iterator of events per request.
+ */
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { EngineError } from "../../errors.ts";
+import type { TextGenerationManifest } from "../../registry/manifest.ts";
+import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, StreamStats, ToWorker } from "./protocol.ts";
+import { randomSeed } from "./sampling.ts";
+
+export type { ModelShape } from "./protocol.ts";
+
+export type GenerationParams = {
+  prompt: string;
+  /**
+   * Tokens to generate at most (≥ 1, ≤ the server cap, and prompt tokens + maxTokens ≤ the context length).
+   * Undefined: as many as fit in the context, up to the server cap (OpenAI chat's default).
+   */
+  maxTokens?: number | undefined;
+  /** 0 = greedy. */
+  temperature: number;
+  /** 0 = off. */
+  topK: number;
+  /** 1 = off; in (0, 1]. */
+  topP: number;
+  /** Same seed, same parameters, same prompt → same text, whatever else is generating. Random when absent. */
+  seed?: number;
+  /** The completion ends before the first occurrence of any of these; the stop sequence is not returned. */
+  stop: string[];
+};
+
+export type FinishReason = "stop" | "length";
+export type Usage = { promptTokens: number; completionTokens: number; totalTokens: number };
+
+export type GenerationEvent =
+  /** A piece of the completion (valid UTF-8, never empty); index = the 0-based completion token that completed it. */
+  | { type: "token"; text: string; index: number }
+  /**
+   * The last event. finishReason "stop": the EOS token or a stop sequence; "length": max_tokens, the context
+   * length, or the generation time limit (maxGenerationMs). completionTokens counts every sampled token,
+   * the EOS token included.
+   */
+  | { type: "done"; finishReason: FinishReason; usage: Usage };
+
+export type TextGeneratorOptions = {
+  /** Streams in the running batch (slots). */
+  maxStreams: number;
+  /** Requests that may wait for a slot; beyond it generate() fails with `overloaded`. */
+  maxQueue: number;
+  /** The server's cap on maxTokens. */
+  maxTokens: number;
+  /** A generation is ended (finish reason "length") once it has run this long since it got its slot. */
+  maxGenerationMs: number;
+  /** Threads ONNX Runtime may use for one run. */
+  intraOpThreads: number;
+};
+
+export const DEFAULT_TEXT_GENERATOR_OPTIONS: TextGeneratorOptions = {
+  maxStreams: 16,
+  maxQueue: 64,
+  maxTokens: 256,
+  maxGenerationMs: 60_000,
+  intraOpThreads: 1,
+};
+
+/** What routes need of a text-generation model; TextGenerator is the real one, tests may bring a fake. */
+export interface TextModel {
+  readonly task: "text-generation";
+  readonly manifest: TextGenerationManifest;
+  generate(params: GenerationParams, signal?: AbortSignal): Promise<{ promptTokens: number; events: AsyncIterable<GenerationEvent> }>;
+  stats(): StreamStats;
+  selfTest(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// How long a readiness probe waits for the next decode step of running generations.
+const SELF_TEST_STEP_MS = 5_000;
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+// Bun runs the TypeScript worker directly; a bundle for Node ships the compiled .js beside this module.
+const workerUrl = new URL(`./generation-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
+
+export class TextGenerator implements TextModel {
+  readonly task = "text-generation" as const;
+  private nextId = 1;
+  private readonly accepting = new Map<number, { resolve: (promptTokens: number) => void; reject: (error: Error) => void }>();
+  private readonly streams = new Map<number, EventStream>();
+  private current: StreamStats = { active: 0, queued: 0, steps: 0, prefills: 0 };
+  private readonly listeners = new Set<(stats: StreamStats) => void>();
+  private closing: Promise<void> | undefined;
+  private dead: string | undefined;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly manifest: TextGenerationManifest,
+    private readonly options: TextGeneratorOptions,
+    private readonly modelShape: ModelShape,
+  ) {
+    worker.on("message", (message: FromWorker) => this.receive(message));
+    worker.on("error", (error: Error) => this.die(`the generation worker failed: ${error.message}`));
+    this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    void this.exited.then(() => this.die("the generation worker exited"));
+  }
+
+  /** Starts the worker (loading the model and tokenizer), then warms it with one real short generation. */
+  static async create(dir: string, manifest: TextGenerationManifest, options: Partial<TextGeneratorOptions> = {}): Promise<TextGenerator> {
+    const opts = { ...DEFAULT_TEXT_GENERATOR_OPTIONS, ...options };
+    for (const key of ["maxStreams", "maxTokens", "maxGenerationMs", "intraOpThreads"] as const) {
+      if (!(Number.isInteger(opts[key]) && opts[key] >= 1)) throw new RangeError(`${key} must be a positive integer`);
+    }
+    if (!(Number.isInteger(opts.maxQueue) && opts.maxQueue >= 0)) throw new RangeError("maxQueue must be a non-negative integer");
+    const init: GenerationWorkerInit = {
+      modelPath: join(dir, "model.onnx"),
+      tokenizerPath: join(dir, manifest.tokenizer),
+      contextLength: manifest.context_length,
+      ...(manifest.eos_token === undefined ? {} : { eosToken: manifest.eos_token }),
+      maxStreams: opts.maxStreams,
+      maxQueue: opts.maxQueue,
+      maxGenerationMs: opts.maxGenerationMs,
+      intraOpThreads: opts.intraOpThreads,
+    };
+    const worker = new Worker(workerUrl, { workerData: init });
+    const shape = await new Promise<ModelShape>((resolve, reject) => {
+      const fail = (message: string) => {
+        cleanup();
+        void worker.terminate();
+        reject(new EngineError("load_failed", `${manifest.name}: ${message}`));
+      };
+      const onMessage = (message: FromWorker) => {
+        if (message.kind === "ready") {
+          cleanup();
+          resolve(message.shape);
+        } else if (message.kind === "load_error") fail(message.message);
+      };
+      const onError = (error: Error) => fail(error.message);
+      const onExit = () => fail("the generation worker exited while loading");
+      const cleanup = () => {
+        worker.off("message", onMessage);
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+      };
+      worker.on("message", onMessage);
+      worker.on("error", onError);
+      worker.on("exit", onExit);
+    });
+    const generator = new TextGenerator(worker, manifest, opts, shape);
+    try {
+      await generator.selfTest();
+    } catch (error) {
+      await generator.close();
+      throw new EngineError("load_failed", `${manifest.name}: the warm-up generation failed: ${error instanceof Error ? error.message : error}`);
+    }
+    return generator;
+  }
+
+  /** Layers, key/value heads, head size and vocabulary as read from the ONNX graph; the context length from the manifest. */
+  shape(): ModelShape {
+    return { ...this.modelShape };
+  }
+
+  /** Streams holding a slot, streams waiting for one, and decode steps and prefill runs so far. */
+  stats(): StreamStats {
+    return { ...this.current };
+  }
+
+  /** Calls `listener` with the stats after every update from the worker (each step, each change of membership). */
+  onStats(listener: (stats: StreamStats) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Checks the request and queues it. Resolves once the worker has tokenized and admitted the prompt (or put it
+   * in the queue), so every 4xx is an error here, before any event: invalid_input (bad parameters, empty prompt,
+   * prompt + maxTokens over the context length, maxTokens over the cap), overloaded (queue full, retryAfter 1),
+   * not_ready (closing). If the signal aborts first, rejects with its reason.
+   *
+   * The events end with one "done" event. Aborting the signal, or leaving the iteration early (break/return),
+   * cancels: the iterator ends and the worker drops the stream before its next step, freeing its slot. If ONNX
+   * Runtime fails mid-generation the iterator throws an EngineError inference_failed.
+   */
+  async generate(params: GenerationParams, signal?: AbortSignal): Promise<{ promptTokens: number; events: AsyncIterable<GenerationEvent> }> {
+    if (this.closing) throw new EngineError("not_ready", `model '${this.manifest.name}' is being unloaded`, 1);
+    if (this.dead) throw new EngineError("not_ready", `model '${this.manifest.name}' is unavailable: ${this.dead}`);
+    const request = this.check(params);
+    signal?.throwIfAborted();
+
+    const id = this.nextId++;
+    const events = new EventStream(() => this.cancel(id));
+    this.streams.set(id, events);
+    const onAbort = () => events.cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    events.onEnd = () => signal?.removeEventListener("abort", onAbort);
+
+    let stopWaiting: (() => void) | undefined;
+    const accepted = new Promise<number>((resolve, reject) => {
+      this.accepting.set(id, { resolve, reject });
+      if (!signal) return;
+      const onAbortWhileWaiting = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbortWhileWaiting, { once: true });
+      stopWaiting = () => signal.removeEventListener("abort", onAbortWhileWaiting);
+    });
+    this.post({ kind: "submit", id, request });
+    try {
+      return { promptTokens: await accepted, events };
+    } catch (error) {
+      events.cancel(); // ends it here, and tells the worker in case it was accepted meanwhile
+      throw error;
+    } finally {
+      stopWaiting?.();
+      this.accepting.delete(id);
+    }
+  }
+
+  /** One real short greedy generation; throws if it fails or does not finish properly. */
+  async selfTest(): Promise<void> {
+    // While generations run, the next decode step is the test inference: a probe must not wait for a slot
+    // behind them (or fail on a full queue) when the model is plainly working.
+    if (this.current.active > 0 && !this.dead) return this.nextStep(SELF_TEST_STEP_MS);
+    const { events } = await this.generate({ prompt: "The", maxTokens: 2, temperature: 0, topK: 0, topP: 1, stop: [] });
+    let done: Usage | undefined;
+    for await (const event of events) if (event.type === "done") done = event.usage;
+    if (!done || done.completionTokens < 1) throw new EngineError("inference_failed", "the self-test generation produced no tokens");
+  }
+
+  /** Resolves when the worker completes its next decode step; rejects if none comes within `ms`. */
+  private nextStep(ms: number): Promise<void> {
+    const from = this.current.steps;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new EngineError("inference_failed", `no decode step completed within ${ms} ms`));
+      }, ms);
+      const stop = this.onStats((stats) => {
+        if (stats.steps === from) return;
+        clearTimeout(timer);
+        stop();
+        resolve();
+      });
+    });
+  }
+
+  /** Takes no new requests, lets the admitted ones finish, then stops the worker. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (!this.dead) {
+        this.post({ kind: "close" });
+        await this.exited;
+      }
+      await this.worker.terminate();
+    })();
+    return this.closing;
+  }
+
+  private check(p: GenerationParams): StreamRequest {
+    const bad = (message: string) => new EngineError("invalid_input", message);
+    if (typeof p.prompt !== "string" || p.prompt.length === 0) throw bad("the prompt is empty");
+    if (LONE_SURROGATE.test(p.prompt)) throw bad("the prompt is not well-formed Unicode (it has a lone surrogate)");
+    if (p.maxTokens !== undefined && (!Number.isInteger(p.maxTokens) || p.maxTokens < 1)) throw bad("max_tokens must be a positive integer");
+    if (p.maxTokens !== undefined && p.maxTokens > this.options.maxTokens) throw bad(`max_tokens is ${p.maxTokens}; this server allows at most ${this.options.maxTokens}`);
+    if (!Number.isFinite(p.temperature) || p.temperature < 0) throw bad("temperature must be a number ≥ 0");
+    if (!Number.isInteger(p.topK) || p.topK < 0) throw bad("top_k must be an integer ≥ 0 (0 = off)");
+    if (!Number.isFinite(p.topP) || p.topP <= 0 || p.topP > 1) throw bad("top_p must be in (0, 1] (1 = off)");
+    if (p.seed !== undefined && !Number.isSafeInteger(p.seed)) throw bad("seed must be an integer");
+    if (!Array.isArray(p.stop) || p.stop.some((s) => typeof s !== "string" || s.length === 0 || LONE_SURROGATE.test(s))) {
+      throw bad("stop sequences must be non-empty strings");
+    }
+    return {
+      ...p,
+      maxTokens: p.maxTokens ?? this.options.maxTokens,
+      fitToContext: p.maxTokens === undefined,
+      stop: [...new Set(p.stop)],
+      seed: p.seed ?? randomSeed(),
+    };
+  }
+
+  private post(message: ToWorker) {
+    this.worker.postMessage(message);
+  }
+
+  private cancel(id: number) {
+    if (this.streams.delete(id) && !this.dead) this.post({ kind: "cancel", id });
+  }
+
+  private receive(message: FromWorker) {
+    switch (message.kind) {
+      case "accepted":
+        this.accepting.get(message.id)?.resolve(message.promptTokens);
+        break;
+      case "rejected":
+        this.streams.get(message.id)?.end();
+        this.streams.delete(message.id);
+        this.accepting.get(message.id)?.reject(new EngineError(message.code, message.message, message.retryAfter));
+        break;
+      case "update":
+        for (const event of message.events) this.deliver(event);
+        this.current = message.stats;
+        for (const listener of this.listeners) listener(this.stats());
+        break;
+    }
+  }
+
+  private deliver(event: StreamEvent) {
+    const stream = this.streams.get(event.id);
+    if (!stream) return; // cancelled here already
+    if (event.type === "token") return stream.push({ type: "token", text: event.text, index: event.index });
+    this.streams.delete(event.id);
+    if (event.type === "done") {
+      stream.push({ type: "done", finishReason: event.finishReason, usage: event.usage });
+      stream.end();
+    } else {
+      stream.fail(new EngineError("inference_failed", event.message));
+    }
+  }
+
+  private die(reason: string) {
+    if (this.dead) return;
+    this.dead = reason;
+    const error = new EngineError("inference_failed", reason);
+    for (const call of this.accepting.values()) call.reject(new EngineError("not_ready", reason));
+    this.accepting.clear();
+    for (const stream of this.streams.values()) stream.fail(error);
+    this.streams.clear();
+    this.current = { ...this.current, active: 0, queued: 0 };
+  }
+}
+
+/** One request's events: filled by the worker's updates, read once with for-await. */
+class EventStream implements AsyncIterable<GenerationEvent> {
+  private readonly buffer: GenerationEvent[] = [];
+  private waiting: { resolve: (r: IteratorResult<GenerationEvent>) => void; reject: (e: Error) => void } | undefined;
+  private ended = false;
+  private error: Error | undefined;
+  onEnd: (() => void) | undefined;
+
+  constructor(private readonly onCancel: () => void) {}
+
+  push(event: GenerationEvent) {
+    if (this.ended) return;
+    if (this.waiting) {
+      this.waiting.resolve({ value: event, done: false });
+      this.waiting = undefined;
+    } else this.buffer.push(event);
+  }
+
+  end() {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd?.();
+    this.waiting?.resolve({ value: undefined, done: true });
+    this.waiting = undefined;
+  }
+
+  fail(error: Error) {
+    if (this.ended) return;
+    this.error = error;
+    this.ended = true;
+    this.onEnd?.();
+    this.waiting?.reject(error);
+    this.waiting = undefined;
+  }
+
+  /** The consumer is gone: drop what is buffered, end the iteration and cancel the stream. */
+  cancel() {
+    const wasEnded = this.ended;
+    this.buffer.length = 0;
+    this.error = undefined;
+    this.end();
+    if (!wasEnded) this.onCancel();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<GenerationEvent> {
+    return {
+      next: () => {
+        const event = this.buffer.shift();
+        if (event) return Promise.resolve({ value: event, done: false });
+        if (this.error) {
+          const error = this.error;
+          this.error = undefined;
+          return Promise.reject(error);
+        }
+        if (this.ended) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+      },
+      return: () => {
+        this.cancel();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}

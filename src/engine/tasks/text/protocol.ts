@@ -1,0 +1,51 @@
+/** Messages between a TextGenerator (main thread) and its generation worker. */
+import type { EngineErrorCode } from "../../errors.ts";
+
+/** The model's shape as read from the ONNX graph (and, for the context, the manifest). */
+export type ModelShape = { layers: number; kvHeads: number; headDim: number; vocab: number; contextLength: number };
+
+export type GenerationWorkerInit = {
+  modelPath: string;
+  tokenizerPath: string;
+  contextLength: number;
+  eosToken?: string;
+  maxStreams: number;
+  maxQueue: number;
+  maxGenerationMs: number;
+  intraOpThreads: number;
+};
+
+/** A request as the worker takes it; checked on the main thread except for what needs the tokenizer. */
+export type StreamRequest = {
+  prompt: string;
+  maxTokens: number;
+  /** maxTokens was not given: generate as many as fit in the context, up to maxTokens. */
+  fitToContext: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+  stop: string[];
+};
+
+/** Streams holding a slot, streams waiting for one, decode steps run, and prefill runs (each one a group of newcomers). */
+export type StreamStats = { active: number; queued: number; steps: number; prefills: number };
+
+export type StreamEvent =
+  | { id: number; type: "token"; text: string; index: number }
+  | { id: number; type: "done"; finishReason: "stop" | "length"; usage: { promptTokens: number; completionTokens: number; totalTokens: number } }
+  | { id: number; type: "error"; message: string };
+
+export type ToWorker =
+  | { kind: "submit"; id: number; request: StreamRequest }
+  | { kind: "cancel"; id: number }
+  /** Take no new requests, finish the ones admitted, then release the session and exit. */
+  | { kind: "close" };
+
+export type FromWorker =
+  | { kind: "ready"; shape: ModelShape }
+  | { kind: "load_error"; message: string }
+  | { kind: "accepted"; id: number; promptTokens: number }
+  | { kind: "rejected"; id: number; code: EngineErrorCode; message: string; retryAfter?: number }
+  /** After every decode step, and whenever membership changes: the events since the last update, and the counts. */
+  | { kind: "update"; stats: StreamStats; events: StreamEvent[] };

@@ -1,0 +1,89 @@
+/** Start-up shared by the Bun and Node entries: configuration, models, listening, graceful shutdown. */
+import type { Context } from "hono";
+import { createApp } from "./app.ts";
+import { loadConfig, type Config } from "./config.ts";
+import { ModelRepository, type EngineOptions } from "../engine/registry/repository.ts";
+import { createLogger } from "../observability/logger.ts";
+import { loadKeyStore, type KeyStore } from "../http/middleware/api-key.ts";
+import { MemoryStore, RedisStore, type RateLimitStore } from "../http/middleware/rate-limit.ts";
+
+export type Listening = { url: string; stop: () => Promise<void> };
+export type Listen = (app: ReturnType<typeof createApp>, config: Config) => Promise<Listening>;
+
+/**
+ * Starts the server: `listen` is the runtime's (Bun.serve or @hono/node-server), `clientAddress` reads the
+ * peer address from that runtime's connection info.
+ */
+export async function boot(listen: Listen, clientAddress: (c: Context) => string | undefined) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+  const logger = createLogger(config.LOG_LEVEL);
+
+  let repository: ModelRepository;
+  let app: ReturnType<typeof createApp>;
+  let rateLimitStore: RateLimitStore;
+  try {
+    let keys: KeyStore | undefined;
+    if (config.API_KEYS_FILE) {
+      keys = loadKeyStore(config.API_KEYS_FILE);
+      logger.info({ file: config.API_KEYS_FILE, keys: keys.keys.length }, "API keys loaded");
+    } else {
+      logger.warn("API_KEYS_FILE is not set: authentication is OFF and every route is open (set it before exposing this server)");
+    }
+    rateLimitStore = config.REDIS_URL ? new RedisStore({ url: config.REDIS_URL }) : new MemoryStore();
+    logger.info({ store: config.REDIS_URL ? "redis" : "memory" }, "rate limits kept in " + (config.REDIS_URL ? "Redis" : "process memory"));
+    repository = new ModelRepository(config.MODELS_DIR, engineOptions(config));
+    app = createApp({ config, repository, logger, keys, rateLimitStore, clientAddress });
+  } catch (error) {
+    logger.fatal(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
+
+  // Listen first, so /health answers and /readiness says 503 while the models load.
+  const server = await listen(app, config);
+
+  // Signals are handled from here on, so a stop while models load is graceful too.
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await server.stop();
+    await repository.close();
+    await rateLimitStore.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  logger.info({ url: server.url, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
+
+  const started = performance.now();
+  await repository.loadAll();
+  for (const status of repository.status()) {
+    if (status.state === "ready") logger.info({ model: status.name, version: status.version }, "model ready");
+    else logger.error({ model: status.name, error: status.error }, "model failed to load");
+  }
+  logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
+
+}
+
+/** The inference engine's settings, from the configuration. */
+export function engineOptions(config: Config): EngineOptions {
+  return {
+    sessionsPerModel: config.SESSIONS_PER_MODEL,
+    intraOpThreads: config.INTRA_OP_THREADS,
+    inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
+    batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
+    generation: {
+      maxStreams: config.GENERATION_MAX_STREAMS,
+      maxQueue: config.GENERATION_MAX_QUEUE,
+      maxTokens: config.MAX_TOKENS,
+      maxGenerationMs: config.GENERATION_TIMEOUT_MS,
+    },
+  };
+}

@@ -1,0 +1,412 @@
+/** TextGenerator against the tiny fixture LM: correctness of continuous batching, sampling, stops, limits. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { EngineError } from "../../../../../src/engine/errors.ts";
+import { TextGenerator } from "../../../../../src/engine/tasks/text/generator.ts";
+import { PREFILL_TOKEN_BUDGET, prefillGroups, prefillTokenBudget } from "../../../../../src/engine/tasks/text/prefill.ts";
+import { collect, type Collected, greedy, ReferenceDecoder, run, sampled, statsReach, TEST_OPTIONS, TINY_LM, tinyManifest } from "../../../../helpers/text-model.ts";
+
+let generator: TextGenerator;
+let reference: ReferenceDecoder;
+const extra: TextGenerator[] = [];
+
+beforeAll(async () => {
+  [generator, reference] = await Promise.all([TextGenerator.create(TINY_LM, tinyManifest(), TEST_OPTIONS), ReferenceDecoder.load()]);
+});
+
+afterAll(async () => {
+  await Promise.all([generator?.close(), reference?.close(), ...extra.map((g) => g.close())]);
+});
+
+async function another(options: Partial<typeof TEST_OPTIONS>): Promise<TextGenerator> {
+  const g = await TextGenerator.create(TINY_LM, tinyManifest(), { ...TEST_OPTIONS, ...options });
+  extra.push(g);
+  return g;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<EngineError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof EngineError) return error;
+    throw error;
+  }
+  throw new Error("expected an EngineError");
+}
+
+const PROMPTS = [
+  "In the beginning",
+  "And God said, Let there be light",
+  "Jesus wept.",
+  "The LORD is my shepherd; I shall not want.",
+  "And it came to pass",
+  "Blessed are the meek: for they shall inherit",
+  "Ézéchiel — naïve café",
+  "Then",
+];
+
+describe("the model's shape", () => {
+  test("is read from the ONNX graph, not assumed: the tiny model's own layers, key/value heads, head size and vocabulary", async () => {
+    const manifest = tinyManifest();
+    const architecture = manifest.architecture as { n_layer: number; n_kv_head: number; head_dim: number; vocab_size: number };
+    const session = await ort.InferenceSession.create(join(TINY_LM, "model.onnx"));
+    const pastInputs = session.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n));
+    const meta = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
+    const outMeta = session.outputMetadata.find((m) => m.name === "logits");
+    await session.release();
+    const shape = generator.shape();
+    expect(shape).toEqual({
+      layers: architecture.n_layer,
+      kvHeads: architecture.n_kv_head,
+      headDim: architecture.head_dim,
+      vocab: architecture.vocab_size,
+      contextLength: manifest.context_length,
+    });
+    expect(shape.layers).toBe(pastInputs.length);
+    expect(meta?.isTensor && [meta.shape[1], meta.shape[3]]).toEqual([shape.kvHeads, shape.headDim]);
+    expect(outMeta?.isTensor && outMeta.shape[2]).toBe(shape.vocab);
+    // The fixture is deliberately unlike kjv-gpt; when that model exists, its shape must differ.
+    const kjv = join(import.meta.dir, "..", "..", "..", "..", "..", "models", "kjv-gpt", "model.json");
+    let kjvArchitecture: typeof architecture | undefined;
+    try {
+      kjvArchitecture = JSON.parse(readFileSync(kjv, "utf8")).architecture;
+    } catch {}
+    if (kjvArchitecture) expect(kjvArchitecture).not.toEqual(expect.objectContaining({ n_layer: shape.layers, n_kv_head: shape.kvHeads, vocab_size: shape.vocab }));
+  });
+});
+
+describe("greedy decoding", () => {
+  test("equals a plain batch-1 reference loop", async () => {
+    for (const prompt of PROMPTS.slice(0, 4)) {
+      const expected = await reference.greedy(prompt, 30);
+      const got = await run(generator, greedy(prompt, 30));
+      expect(got.text).toBe(expected.text);
+      expect(got.finishReason).toBe(expected.finishReason);
+      expect(got.promptTokens).toBe(expected.promptIds.length);
+      expect(got.usage.completionTokens).toBe(expected.ids.length);
+    }
+  });
+
+  test("continuous batching: streams joining mid-flight and leaving at different times give each one's own text", async () => {
+    // Three slots for eight streams with different lengths: the later ones wait, then join a running batch as
+    // earlier ones finish, so rows of different lengths (left padding) come and go while others keep decoding.
+    const small = await another({ maxStreams: 3 });
+    const lengths = [5, 30, 12, 20, 8, 25, 3, 17];
+    const expected = await Promise.all(PROMPTS.map((p, i) => reference.greedy(p, lengths[i]!)));
+    const before = small.stats().steps;
+    let joinedMidFlight = 0;
+    let queued = Infinity;
+    const off = small.onStats((s) => {
+      if (s.queued < queued && s.steps > before + 1) joinedMidFlight++;
+      queued = s.queued;
+    });
+    const got = await Promise.all(PROMPTS.map((p, i) => run(small, greedy(p, lengths[i]!))));
+    off();
+    got.forEach((g, i) => {
+      expect(g.text).toBe(expected[i]!.text);
+      expect(g.usage.completionTokens).toBe(expected[i]!.ids.length);
+    });
+    expect(joinedMidFlight).toBeGreaterThan(0);
+    const steps = small.stats().steps - before;
+    expect(steps).toBeLessThan(got.reduce((n, g) => n + g.usage.completionTokens, 0));
+
+    // And one joining whenever its predecessor has produced a token (timing decides where in its run).
+    const late: Promise<Collected>[] = [];
+    const first = await generator.generate(greedy(PROMPTS[0]!, 40));
+    const firstDone = (async () => {
+      const pieces: string[] = [];
+      let n = 0;
+      for await (const event of first.events) {
+        if (event.type !== "token") continue;
+        pieces.push(event.text);
+        if (n++ < 3) late.push(run(generator, greedy(PROMPTS[n]!, 10 + 5 * n)));
+      }
+      return pieces.join("");
+    })();
+    expect(await firstDone).toBe((await reference.greedy(PROMPTS[0]!, 40)).text);
+    const lateResults = await Promise.all(late);
+    for (let n = 1; n <= lateResults.length; n++) expect(lateResults[n - 1]!.text).toBe((await reference.greedy(PROMPTS[n]!, 10 + 5 * n)).text);
+  });
+
+  test("batching happens: 8 concurrent streams take far fewer steps than 8 × tokens", async () => {
+    const tokens = 20;
+    const expected = await Promise.all(PROMPTS.map((p) => reference.greedy(p, tokens)));
+    const before = generator.stats().steps;
+    const results = await Promise.all(PROMPTS.map((p) => run(generator, greedy(p, tokens))));
+    results.forEach((r, i) => expect(r.usage.completionTokens).toBe(expected[i]!.ids.length));
+    const total = results.reduce((n, r) => n + r.usage.completionTokens, 0);
+    expect(total).toBeGreaterThan(6 * tokens); // a few prompts end their verse (EOS) early
+    const steps = generator.stats().steps - before;
+    expect(steps).toBeLessThanOrEqual(2 * tokens);
+    expect(steps).toBeLessThan(total / 3);
+    expect(generator.stats()).toMatchObject({ active: 0, queued: 0 });
+  });
+});
+
+describe("batched prefill", () => {
+  test("streams submitted together are prefilled in fewer ONNX runs than streams, each giving exactly its text alone", async () => {
+    // Prompts of 2 to 21 tokens share a left-padded prefill run.
+    const lengths = [30, 12, 25, 5, 40, 17, 8, 21];
+    const alone: Collected[] = [];
+    for (const [i, p] of PROMPTS.entries()) alone.push(await run(generator, greedy(p, lengths[i]!)));
+    const expected = await Promise.all(PROMPTS.map((p, i) => reference.greedy(p, lengths[i]!)));
+    alone.forEach((a, i) => expect(a.text).toBe(expected[i]!.text));
+
+    const before = generator.stats();
+    const together = await Promise.all(PROMPTS.map((p, i) => run(generator, greedy(p, lengths[i]!))));
+    const after = generator.stats();
+    together.forEach((t, i) => {
+      expect(t.text).toBe(alone[i]!.text);
+      expect(t.pieces).toEqual(alone[i]!.pieces);
+      expect(t.finishReason).toBe(alone[i]!.finishReason);
+      expect(t.usage).toEqual(alone[i]!.usage);
+    });
+    const prefills = after.prefills - before.prefills;
+    expect(prefills).toBeGreaterThanOrEqual(1);
+    // Usually one run; a burst's messages may reach the worker on both sides of a run, so allow a few.
+    expect(prefills).toBeLessThanOrEqual(PROMPTS.length / 2);
+
+    // Seeded sampling too: the same text whichever prefill group a stream lands in.
+    const params = PROMPTS.map((p, i) => sampled(p, 20, 500 + i));
+    const sampledAlone: string[] = [];
+    for (const p of params) sampledAlone.push((await run(generator, p)).text);
+    expect((await Promise.all(params.map((p) => run(generator, p)))).map((r) => r.text)).toEqual(sampledAlone);
+  });
+
+  test("groups stay within the padded-token budget; a prompt longer than it runs alone", () => {
+    const budget = 100;
+    const lengths = [90, 3, 10, 150, 9, 40, 12, 5, 11, 30];
+    const groups = prefillGroups(lengths, (n) => n, budget);
+    expect(groups.flat().sort((a, b) => a - b)).toEqual([...lengths].sort((a, b) => a - b));
+    for (const g of groups) {
+      if (g.length > 1) expect(g.length * Math.max(...g)).toBeLessThanOrEqual(budget);
+    }
+    expect(groups.find((g) => g.includes(150))).toEqual([150]);
+    expect(groups.length).toBeLessThan(lengths.length);
+    // Sixteen verse-sized prompts fit in one run under the default budget.
+    expect(prefillGroups(Array(16).fill(20), (n) => n)).toHaveLength(1);
+    expect(PREFILL_TOKEN_BUDGET).toBeGreaterThanOrEqual(16 * 64);
+    // A big vocabulary lowers it, so that one run's logits (every position × the vocabulary) stay bounded.
+    expect(prefillTokenBudget(4096)).toBe(PREFILL_TOKEN_BUDGET);
+    expect(prefillTokenBudget(50_257)).toBeLessThan(PREFILL_TOKEN_BUDGET);
+    expect(prefillTokenBudget(50_257) * 50_257).toBeLessThanOrEqual(2 ** 24);
+  });
+});
+
+describe("sampling", () => {
+  test("the same seed gives the same text; different seeds (very likely) different text", async () => {
+    const a = await run(generator, sampled("And God said", 20, 1234));
+    const b = await run(generator, sampled("And God said", 20, 1234));
+    expect(b.text).toBe(a.text);
+    expect(b.usage).toEqual(a.usage);
+    const others = await Promise.all([1, 2, 3, 4, 5].map((seed) => run(generator, sampled("And God said", 20, seed))));
+    expect(new Set([a.text, ...others.map((o) => o.text)]).size).toBeGreaterThan(2);
+  });
+
+  test("without a seed, runs differ (very likely)", async () => {
+    const texts = await Promise.all([0, 1, 2, 3].map(() => run(generator, sampled("And God said", 20, undefined))));
+    expect(new Set(texts.map((t) => t.text)).size).toBeGreaterThan(1);
+  });
+
+  test("a seeded stream gives the same text alone and among 7 other concurrent streams", async () => {
+    const params = PROMPTS.map((p, i) => sampled(p, 24, 100 + i));
+    const alone: string[] = [];
+    for (const p of params) alone.push((await run(generator, p)).text);
+    const together = await Promise.all(params.map((p) => run(generator, p)));
+    expect(together.map((t) => t.text)).toEqual(alone);
+  });
+
+  test("stops at the EOS token: finish 'stop', its text not emitted, counted as a completion token", async () => {
+    // The tiny model ends verses with EOS now and then; look among seeds for a run that does.
+    const runs = await Promise.all(Array.from({ length: 16 }, (_, seed) => run(generator, { ...sampled("Jesus wept.", 50, seed), temperature: 1, topK: 0, topP: 1 })));
+    const stopped = runs.filter((r) => r.finishReason === "stop");
+    expect(stopped.length).toBeGreaterThan(0);
+    for (const r of stopped) {
+      expect(r.usage.completionTokens).toBeLessThan(50);
+      expect(r.text).not.toContain("<|endoftext|>");
+    }
+  });
+});
+
+describe("finishing", () => {
+  test("max_tokens: finish 'length', completion_tokens == max_tokens, usage adds up", async () => {
+    for (const maxTokens of [1, 2, 17]) {
+      const r = await run(generator, greedy("In the beginning God created", maxTokens));
+      const prompt = reference.tokenizer.encode("In the beginning God created").ids.length;
+      expect(r.finishReason).toBe("length");
+      expect(r.usage).toEqual({ promptTokens: prompt, completionTokens: maxTokens, totalTokens: prompt + maxTokens });
+      expect(r.promptTokens).toBe(prompt);
+      expect(r.pieces.every((p) => p.index >= 0 && p.index < maxTokens && p.text.length > 0)).toBe(true);
+    }
+  });
+
+  test("stop sequences: text ends before the earliest stop, finish 'stop', tokens counted up to the one completing it", async () => {
+    const prompt = "In the beginning";
+    const full = await reference.greedy(prompt, 40);
+    const tokensUntil = (stop: string) => {
+      for (let k = 1; k <= full.ids.length; k++) if (reference.tokenizer.decode(full.ids.slice(0, k), { clean_up_tokenization_spaces: false }).includes(stop)) return k;
+      throw new Error(`the reference text never contains ${stop}`);
+    };
+    // " LORD" is one token; "e LO" spans two; "D, a" spans three; of several stops the earliest wins.
+    for (const stops of [[" LORD"], ["e LO"], ["D, a"], ["zzz", "the", "LORD"]]) {
+      const r = await run(generator, greedy(prompt, 40, stops));
+      const at = Math.min(...stops.map((s) => full.text.indexOf(s)).filter((i) => i >= 0));
+      const stop = stops.find((s) => full.text.indexOf(s) === at)!;
+      expect(r.finishReason).toBe("stop");
+      expect(r.text).toBe(full.text.slice(0, at));
+      expect(r.usage.completionTokens).toBe(tokensUntil(stop));
+      expect(r.pieces.map((p) => p.text).join("")).not.toContain(stop);
+    }
+    // A stop that never appears changes nothing; a prefix of it held back is released at the end.
+    const never = await run(generator, greedy(prompt, 40, ["LORD!"]));
+    expect(never).toMatchObject({ text: full.text, finishReason: "length" });
+  });
+
+  test("maxGenerationMs: a generation running longer ends with finish 'length'", async () => {
+    const hurried = await another({ maxGenerationMs: 1 });
+    const r = await run(hurried, greedy("In the beginning", 45));
+    expect(r.finishReason).toBe("length");
+    expect(r.usage.completionTokens).toBeLessThan(45);
+    expect(r.text).toBe((await reference.greedy("In the beginning", r.usage.completionTokens)).text);
+  });
+});
+
+describe("cancellation", () => {
+  test("aborting after the first token ends the iterator, frees the slot, and leaves other streams alone", async () => {
+    const witnessParams = sampled("The LORD is my shepherd", 40, 7);
+    const witnessAlone = await run(generator, witnessParams);
+
+    const controller = new AbortController();
+    const victim = await generator.generate(greedy("And it came to pass", 50), controller.signal);
+    const witness = run(generator, witnessParams);
+    const iterator = victim.events[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.done).toBe(false);
+    controller.abort();
+    expect(await iterator.next()).toEqual({ value: undefined, done: true });
+
+    expect((await witness).text).toBe(witnessAlone.text);
+    await statsReach(generator, (s) => s.active === 0);
+    expect(generator.stats()).toMatchObject({ active: 0, queued: 0 });
+  });
+
+  test("aborting the only stream frees its slot without waiting for it to finish", async () => {
+    const controller = new AbortController();
+    const { events } = await generator.generate(greedy("Then", 55), controller.signal);
+    let tokens = 0;
+    for await (const event of events) {
+      expect(event.type).toBe("token");
+      tokens++;
+      controller.abort();
+    }
+    expect(tokens).toBe(1);
+    await statsReach(generator, (s) => s.active === 0);
+  });
+
+  test("leaving the loop early (break) cancels too", async () => {
+    const { events } = await generator.generate(greedy("Then", 55));
+    for await (const _ of events) break;
+    await statsReach(generator, (s) => s.active === 0);
+  });
+
+  test("a signal aborted before the call rejects at once", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(generator.generate(greedy("Then", 5), controller.signal)).rejects.toThrow();
+    expect(generator.stats()).toMatchObject({ active: 0, queued: 0 });
+  });
+});
+
+describe("limits, checked before any event", () => {
+  test("empty prompt, max_tokens over the cap, bad parameters → invalid_input", async () => {
+    for (const params of [
+      greedy("", 5),
+      greedy("Then", TEST_OPTIONS.maxTokens + 1),
+      greedy("Then", 0),
+      { ...greedy("Then", 5), temperature: -1 },
+      { ...greedy("Then", 5), topP: 0 },
+      { ...greedy("Then", 5), topK: 1.5 },
+      greedy("Then", 5, [""]),
+    ]) {
+      const error = await rejection(generator.generate(params));
+      expect(error.code).toBe("invalid_input");
+    }
+    expect((await rejection(generator.generate(greedy("", 5)))).message).toContain("empty");
+    expect((await rejection(generator.generate(greedy("Then", 61)))).message).toContain("at most 60");
+  });
+
+  test("a prompt too long for the context, or prompt + max_tokens over it → invalid_input naming the numbers", async () => {
+    const long = "And the LORD spake unto Moses, saying, ".repeat(10);
+    const n = reference.tokenizer.encode(long).ids.length;
+    expect(n).toBeGreaterThan(64);
+    const tooLong = await rejection(generator.generate(greedy(long, 5)));
+    expect(tooLong.code).toBe("invalid_input");
+    expect(tooLong.message).toContain(`${n} tokens`);
+    expect(tooLong.message).toContain("context length is 64");
+
+    const prompt = "And the LORD spake unto Moses, saying, ".repeat(3);
+    const p = reference.tokenizer.encode(prompt).ids.length;
+    const over = await rejection(generator.generate(greedy(prompt, 64 - p + 1)));
+    expect(over.code).toBe("invalid_input");
+    expect(over.message).toContain(`max_tokens ≤ ${64 - p}`);
+    // Exactly filling the context is fine.
+    const exact = await run(generator, greedy(prompt, 64 - p));
+    expect(exact.usage.totalTokens).toBe(64);
+  });
+
+  test("a full queue → overloaded with retryAfter 1; queued requests join as slots free", async () => {
+    const tight = await another({ maxStreams: 1, maxQueue: 1 });
+    const a = tight.generate(greedy("In the beginning", 40));
+    const b = tight.generate(greedy("Jesus wept.", 40));
+    const c = tight.generate(greedy("Then", 40));
+    const error = await rejection(c);
+    expect(error.code).toBe("overloaded");
+    expect(error.retryAfter).toBe(1);
+    const [ra, rb] = await Promise.all([a.then((x) => collect(x.events)), b.then((x) => collect(x.events))]);
+    expect(ra.text).toBe((await reference.greedy("In the beginning", 40)).text);
+    expect(rb.text).toBe((await reference.greedy("Jesus wept.", 40)).text);
+    expect(tight.stats()).toMatchObject({ active: 0, queued: 0 });
+  });
+});
+
+describe("lifecycle", () => {
+  test("selfTest() passes while every slot and the queue are full: the running generation's next step is the test", async () => {
+    const busy = await another({ maxStreams: 1, maxQueue: 0 });
+    const { events } = await busy.generate(greedy("In the beginning", 40));
+    const iterator = events[Symbol.asyncIterator]();
+    await iterator.next(); // generating now
+    expect((await rejection(busy.generate(greedy("Then", 5)))).code).toBe("overloaded");
+    const steps = busy.stats().steps;
+    await busy.selfTest();
+    expect(busy.stats().steps).toBeGreaterThan(steps);
+    await iterator.return?.();
+  });
+
+  test("close() lets admitted generations finish, then refuses new ones with not_ready", async () => {
+    const closing = await another({});
+    const pending = closing.generate(greedy("In the beginning", 30));
+    const { events } = await pending;
+    const closed = closing.close();
+    const r = await collect(events);
+    expect(r.usage.completionTokens).toBe(30);
+    await closed;
+    expect((await rejection(closing.generate(greedy("Then", 5)))).code).toBe("not_ready");
+  });
+
+  test("a model whose eos_token is not in its tokenizer fails to load with load_failed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tiny-lm-bad-"));
+    try {
+      for (const f of ["model.onnx", "tokenizer.json"]) symlinkSync(join(TINY_LM, f), join(dir, f));
+      const manifest = { ...tinyManifest(), eos_token: "<|nope|>" };
+      writeFileSync(join(dir, "model.json"), JSON.stringify(manifest));
+      const error = await rejection(TextGenerator.create(dir, manifest, TEST_OPTIONS));
+      expect(error.code).toBe("load_failed");
+      expect(error.message).toContain("<|nope|>");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
