@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import "../../lib/messages.ts";
 
 export const FeatureSpec = z.object({
   name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "feature names are identifiers (letters, digits, _)"),

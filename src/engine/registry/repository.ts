@@ -1,14 +1,20 @@
 /**
- * The model repository: one folder per model under a root folder. Manifests are read at construction (so routes
- * can be built from them); ONNX sessions load in the background, each model warmed by one real inference.
+ * The model repository: one folder per model under a root folder, each model loaded, warmed and served, and
+ * reloaded from its files on demand. What the files say now is what the server serves: every route validates
+ * against the manifest of the version being served, which a reload replaces.
+ *
+ * One bad model never stops the others: a manifest that cannot be read, a graph that does not load or a warm-up
+ * that fails marks that model `failed` with the reason, and the rest serve.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Logger } from "../../observability/logger.ts";
 import { EngineError } from "../errors.ts";
-import { exampleRow, ManifestError, readManifest, type ModelManifest, type TabularManifest } from "./manifest.ts";
 import { SessionPool, type Feeds } from "../execution/session-pool.ts";
 import { TabularClassifier, type BatchingOptions, type TabularModel } from "../tasks/tabular/classifier.ts";
 import { TextGenerator, type TextGeneratorOptions, type TextModel } from "../tasks/text/generator.ts";
+import { exampleRow, ManifestError, readManifest, type ModelManifest, type ModelTask, type TabularManifest } from "./manifest.ts";
+import { Liveness } from "./liveness.ts";
 
 export type EngineOptions = {
   /** Tabular models: sessions (worker threads) per model. */
@@ -28,122 +34,207 @@ export type ModelState = "loading" | "ready" | "failed";
 
 /** A loaded model, whatever its task. */
 export type ServedModel = TabularModel | TextModel;
-
-/** What the HTTP layer needs of a repository; tests of routes may bring a fake. */
-export type ModelCatalog = Pick<ModelRepository, "root" | "manifests" | "get" | "reload" | "status" | "selfTest">;
+/** A loaded model of one task. */
+export type ServedModelOf<T extends ModelTask> = Extract<ServedModel, { task: T }>;
 
 export type ModelStatus = {
   name: string;
-  version: string;
-  task: ModelManifest["task"];
+  /** The served version's (else the last manifest read); absent when no manifest could be read. */
+  version?: string;
+  task?: ModelTask;
   state: ModelState;
+  /** Why the model is not ready, with file names relative to the models folder. */
   error?: string;
   /** Text-generation models: generations running (sharing decode steps) and waiting for a slot. */
   generations?: { active: number; queued: number };
+  /** When the served version was loaded, in Unix seconds. */
+  loaded_at?: number;
 };
 
 export type Readiness = { ready: boolean; models: ModelStatus[] };
 
-/**
- * Ready when there are models and every one passes its self-test (a real inference) now; a loaded model that
- * fails it is reported failed. A model not loaded (loading or failed) is reported as it stands.
- */
-export async function readiness(entries: { status: ModelStatus; model?: { selfTest(): Promise<void> } }[]): Promise<Readiness> {
-  const models = await Promise.all(
-    entries.map(async ({ status, model }) => {
-      if (!model) return status;
-      try {
-        await model.selfTest();
-        return status;
-      } catch (error) {
-        return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
-      }
-    }),
-  );
-  return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+/** What the HTTP layer needs of a repository; route tests may bring a fake. */
+export interface ModelCatalog {
+  /** Grows by one whenever a model's served manifest changes (a load or a reload): for caches built from manifests. */
+  readonly revision: number;
+  /** Every model's name, in folder order. */
+  readonly names: string[];
+  /** The manifest of the version being served, else the last one read; undefined when none could be read. */
+  manifest(name: string): ModelManifest | undefined;
+  /** The served model; throws model_not_found, not_ready, or wrong_task when `task` is given and differs. */
+  get<T extends ModelTask>(name: string, task: T): ServedModelOf<T>;
+  get(name: string): ServedModel;
+  /** Reads the model's files again and swaps the new version in; throws load_failed with the reason. */
+  reload(name: string): Promise<ModelStatus>;
+  status(): ModelStatus[];
+  /** Ready when there are models and every one is loaded and shows it can infer (see Liveness). */
+  readiness(): Promise<Readiness>;
 }
 
-type Entry = { dir: string; manifest: ModelManifest; state: ModelState; model?: ServedModel; error?: string };
+type Entry = {
+  name: string;
+  dir: string;
+  state: ModelState;
+  manifest?: ModelManifest;
+  model?: ServedModel;
+  liveness?: Liveness;
+  loadedAt?: number;
+  error?: string;
+  /** The load running now, which concurrent reloads join, and the one queued after it. */
+  loading?: Promise<ModelStatus>;
+  followUp?: Promise<ModelStatus>;
+};
 
-export class ModelRepository {
+export class ModelRepository implements ModelCatalog {
   private readonly entries = new Map<string, Entry>();
+  /** Absolute forms of the root, to take out of reasons shown to clients. */
+  private readonly rootPrefixes: string[];
+  revision = 0;
 
-  /** Reads every `<root>/<name>/model.json`; throws a ManifestError on the first bad or duplicate one. */
+  /**
+   * Finds every `<root>/<name>/model.json` and reads it; a manifest that cannot be read marks its model failed.
+   * Throws a ManifestError only when the root itself is missing.
+   */
   constructor(
     readonly root: string,
     private readonly options: EngineOptions,
+    private readonly logger?: Logger,
   ) {
     if (!existsSync(root) || !statSync(root).isDirectory()) throw new ManifestError(`model folder ${root} does not exist`);
+    this.rootPrefixes = [...new Set([resolve(root), realpathSync(root)])].map((p) => p + "/");
     for (const name of readdirSync(root).sort()) {
-      const dir = join(root, name);
+      const dir = join(resolve(root), name);
       if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model.json"))) continue;
-      const manifest = readManifest(dir);
-      // As in Triton and KServe, the folder is the model's name: one name to look for on disk and in the API.
-      if (manifest.name !== name) throw new ManifestError(`${dir}: the manifest names the model '${manifest.name}', but its folder is '${name}'`);
-      this.entries.set(manifest.name, { dir, manifest, state: "loading" });
+      const entry: Entry = { name, dir, state: "loading" };
+      this.entries.set(name, entry);
+      try {
+        entry.manifest = this.readManifest(entry);
+      } catch (error) {
+        this.fail(entry, error);
+      }
     }
   }
 
-  /** Every manifest, by model name. */
-  get manifests(): ModelManifest[] {
-    return [...this.entries.values()].map((e) => e.manifest);
+  /** Every model's name, in folder order. */
+  get names(): string[] {
+    return [...this.entries.keys()];
   }
 
-  manifest(name: string): ModelManifest {
-    return this.entry(name).manifest;
+  manifest(name: string): ModelManifest | undefined {
+    return this.entries.get(name)?.manifest;
   }
 
-  /** Loads and warms every model; failures are recorded per model (see status()), never thrown. */
+  /** Loads and warms every model whose manifest was read; failures are recorded per model (see status()), never thrown. */
   async loadAll(): Promise<void> {
-    await Promise.all(
-      [...this.entries.values()].map(async (entry) => {
-        try {
-          entry.model = await this.load(entry.dir, entry.manifest);
-          entry.state = "ready";
-        } catch (error) {
-          entry.state = "failed";
-          entry.error = error instanceof Error ? error.message : String(error);
-        }
-      }),
-    );
+    await Promise.all([...this.entries.values()].filter((e) => e.state === "loading").map((e) => this.reload(e.name).catch(() => {})));
   }
 
-  /** The loaded model; throws model_not_found or not_ready. */
-  get(name: string): ServedModel {
+  get<T extends ModelTask>(name: string, task: T): ServedModelOf<T>;
+  get(name: string): ServedModel;
+  get(name: string, task?: ModelTask): ServedModel {
     const entry = this.entry(name);
     if (!entry.model) {
       const why = entry.state === "failed" ? `failed to load: ${entry.error}` : "is still loading";
       throw new EngineError("not_ready", `model '${name}' ${why}`, entry.state === "loading" ? 1 : undefined);
     }
+    if (task !== undefined && entry.model.task !== task) {
+      throw new EngineError("wrong_task", `model '${name}' is a ${entry.model.task} model, not a ${task} one`);
+    }
     return entry.model;
   }
 
   /**
-   * Loads the model again from disk and swaps it in once warmed. Requests already queued finish on the old
-   * sessions, which close after them. If the new copy fails to load, the old one keeps serving.
+   * Reads the model's manifest and graph again and swaps the new version in once it has passed a real inference;
+   * requests already queued finish on the old sessions, which close after them. If the new version fails, the old
+   * one keeps serving (a model with none is marked failed) and this rejects with load_failed and the reason.
+   *
+   * Single-flight: a reload asked for while one runs does not start another load beside it; it waits for one
+   * follow-up load that starts when the running one ends (so it sees files changed meanwhile), shared by every
+   * reload asked for in the meantime. At most two versions of a model are ever loading or loaded besides the
+   * served one.
    */
-  async reload(name: string): Promise<ModelStatus> {
+  reload(name: string): Promise<ModelStatus> {
     const entry = this.entry(name);
-    const manifest = readManifest(entry.dir);
-    if (manifest.name !== name) throw new ManifestError(`${entry.dir}: the manifest now names '${manifest.name}', not '${name}'`);
-    const model = await this.load(entry.dir, manifest);
-    const previous = entry.model;
-    Object.assign(entry, { manifest, model, state: "ready", error: undefined });
-    void previous?.close();
-    return this.statusOf(entry);
+    if (!entry.loading) return this.startLoad(entry);
+    entry.followUp ??= entry.loading
+      .catch(() => {})
+      .then(() => {
+        entry.followUp = undefined;
+        return this.startLoad(entry);
+      });
+    return entry.followUp;
   }
 
   status(): ModelStatus[] {
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
-  /** Every model's status after a real inference now (see readiness). */
-  async selfTest(): Promise<Readiness> {
-    return readiness([...this.entries.values()].map((entry) => ({ status: this.statusOf(entry), model: entry.model })));
+  async readiness(): Promise<Readiness> {
+    const models = await Promise.all(
+      [...this.entries.values()].map(async (entry) => {
+        const status = this.statusOf(entry);
+        if (!entry.liveness) return status;
+        try {
+          await entry.liveness.check();
+          return status;
+        } catch (error) {
+          return { ...status, state: "failed" as const, error: `self-test failed: ${this.publicReason(error)}` };
+        }
+      }),
+    );
+    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
   }
 
   async close() {
     await Promise.all([...this.entries.values()].map((e) => e.model?.close()));
+  }
+
+  private startLoad(entry: Entry): Promise<ModelStatus> {
+    entry.loading = this.swapIn(entry).finally(() => (entry.loading = undefined));
+    return entry.loading;
+  }
+
+  private async swapIn(entry: Entry): Promise<ModelStatus> {
+    let model: ServedModel;
+    try {
+      const manifest = this.readManifest(entry);
+      model = await this.load(entry.dir, manifest);
+    } catch (error) {
+      // A version already serving keeps serving: only a model with none is failed.
+      if (!entry.model) this.fail(entry, error);
+      else this.logger?.error({ model: entry.name, err: error }, "reload failed; the previous version keeps serving");
+      throw new EngineError("load_failed", `model '${entry.name}' could not be loaded: ${this.publicReason(error)}`);
+    }
+    const previous = entry.model;
+    Object.assign(entry, { manifest: model.manifest, model, liveness: new Liveness(model), loadedAt: Math.floor(Date.now() / 1000), state: "ready", error: undefined });
+    this.revision++;
+    this.logger?.info({ model: entry.name, version: model.manifest.version }, previous ? "model reloaded" : "model ready");
+    // In-flight requests hold the previous model and finish on it; closing waits for them.
+    void previous?.close();
+    return this.statusOf(entry);
+  }
+
+  /** `<dir>/model.json`, which must name the folder's model (the folder is the name, as in Triton and KServe). */
+  private readManifest(entry: Entry): ModelManifest {
+    const manifest = readManifest(entry.dir);
+    if (manifest.name !== entry.name) {
+      throw new ManifestError(`${join(entry.dir, "model.json")}: the manifest names the model '${manifest.name}', but its folder is '${entry.name}'`);
+    }
+    return manifest;
+  }
+
+  private fail(entry: Entry, error: unknown) {
+    entry.state = "failed";
+    entry.error = this.publicReason(error);
+    this.revision++;
+    this.logger?.error({ model: entry.name, err: error }, "model failed to load");
+  }
+
+  /** An error's message without the models folder's absolute path: clients see `iris/model.onnx`, logs the whole path. */
+  private publicReason(error: unknown): string {
+    let message = error instanceof Error ? error.message : String(error);
+    for (const prefix of this.rootPrefixes) message = message.replaceAll(prefix, "");
+    return message;
   }
 
   private entry(name: string): Entry {
@@ -153,15 +244,14 @@ export class ModelRepository {
   }
 
   private statusOf(entry: Entry): ModelStatus {
-    const { name, version, task } = entry.manifest;
     const generations = entry.model?.task === "text-generation" ? entry.model.stats() : undefined;
     return {
-      name,
-      version,
-      task,
+      name: entry.name,
+      ...(entry.manifest ? { version: entry.manifest.version, task: entry.manifest.task } : {}),
       state: entry.state,
       ...(entry.error ? { error: entry.error } : {}),
       ...(generations ? { generations: { active: generations.active, queued: generations.queued } } : {}),
+      ...(entry.loadedAt ? { loaded_at: entry.loadedAt } : {}),
     };
   }
 
@@ -176,7 +266,7 @@ export class ModelRepository {
       ...(inlineInferenceMaxMs > 0 ? { inline: { probe: fullBatch(manifest, batching.maxBatchSize), maxMs: inlineInferenceMaxMs } } : {}),
     });
     try {
-      const model = new TabularClassifier(manifest, pool, this.options.batching);
+      const model = new TabularClassifier(manifest, pool, batching);
       await model.selfTest();
       return model;
     } catch (error) {
