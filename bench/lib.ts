@@ -1,10 +1,10 @@
 /** Shared by the benchmarks: processes on free ports, wrk runs, and a table printer. */
 import { spawn, spawnSync, type Subprocess } from "bun";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKey, hashKey } from "../src/auth/key-store.ts";
+import { keysFile } from "../tests/helpers/keys.ts";
+import { freePort } from "../tests/helpers/ports.ts";
 
 export const root = join(import.meta.dir, "..");
 export const DURATION = process.env.BENCH_SECONDS ?? "5";
@@ -12,21 +12,13 @@ export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 export type Result = { name: string; rps: number; p50: number; p99: number; errors: number };
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const running = new Set<Subprocess>();
 process.on("exit", () => running.forEach((p) => p.kill()));
 
 /** Starts a server script on a free port and waits until `ready` answers 200 (or anything, if `anyAnswer`). */
 export async function startServer(script: string, env: Record<string, string>, ready = "/readiness", anyAnswer = false) {
-  const port = await freePort();
+  const port = freePort();
   const proc = spawn([process.execPath, script], {
     cwd: root,
     env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", ...env },
@@ -47,10 +39,8 @@ export async function startServer(script: string, env: Record<string, string>, r
 
 /** A new API key with the predict scope and a bucket that never empties, in a keys file of its own. */
 export function unlimitedKey(): { key: string; file: string } {
-  const key = generateKey();
-  const file = join(mkdtempSync(join(tmpdir(), "bench-keys-")), "keys.json");
-  writeFileSync(file, JSON.stringify({ keys: [{ name: "bench", sha256: hashKey(key), scopes: ["predict"], rateLimit: { capacity: 1e9, refillPerSecond: 1e9 } }] }));
-  return { key, file };
+  const { path, secret } = keysFile([{ name: "bench", scopes: ["predict"], rateLimit: { capacity: 1e9, refillPerSecond: 1e9 } }]);
+  return { key: secret.bench, file: path };
 }
 
 export function requireWrk() {

@@ -15,7 +15,7 @@ import { ModelRepository } from "../src/engine/registry/repository.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { problemErrorHandler } from "../src/http/problem.ts";
 import { loadKeyStore } from "../src/auth/key-store.ts";
-import { MemoryStore } from "../src/http/middleware/rate-limit.ts";
+import { MemoryStore } from "../src/ratelimit/memory-store.ts";
 import { predictRouter } from "../src/http/routes/predict/index.ts";
 import { printTable, unlimitedKey } from "./lib.ts";
 
@@ -31,16 +31,14 @@ export async function benchMiddleware() {
   const repository = new ModelRepository(config.MODELS_DIR, engineOptions(config));
   await repository.loadAll();
   try {
-    const manifest = repository.manifests.find((m) => m.name === config.DEFAULT_MODEL);
-    if (manifest?.task !== "tabular-classification") throw new Error(`DEFAULT_MODEL ${config.DEFAULT_MODEL} is not a tabular model`);
     const quiet = createLogger("warn");
     // Access lines formatted as in production, then dropped: the cost is the logger's, not the terminal's.
     const accessLines = createLogger("info", { write() {} });
     const { key, file: keysFile } = unlimitedKey();
 
-    const route = (app: Hono) => app.route("/", predictRouter(repository, manifest, config.MAX_BATCH_INSTANCES)).onError(problemErrorHandler(quiet));
+    const route = (app: Hono) => app.route("/", predictRouter(repository, config.DEFAULT_MODEL, config.MAX_BATCH_INSTANCES)).onError(problemErrorHandler(quiet));
     const app = (logger: typeof quiet, keys?: ReturnType<typeof loadKeyStore>) =>
-      createApp({ config, repository, logger, keys, rateLimitStore: new MemoryStore(), clientAddress: () => "127.0.0.1" });
+      createApp({ config, catalog: repository, logger, keys, rateLimitStore: new MemoryStore(), clientAddress: () => "127.0.0.1" });
     const variants: [name: string, fetch: Fetch, headers: Record<string, string>][] = [
       ["route and engine only (no middleware)", route(new Hono()).fetch, {}],
       ["+ Hono's requestId, timing, secureHeaders, cors", route(new Hono().use(requestId(), timing(), secureHeaders(), cors())).fetch, {}],

@@ -14,8 +14,6 @@ const config = loadConfig();
 // The engine exactly as the server configures it, so the two differ only in the middleware.
 const repository = new ModelRepository(config.MODELS_DIR, engineOptions(config));
 await repository.loadAll();
-const manifest = repository.manifests.find((m) => m.name === config.DEFAULT_MODEL);
-if (manifest?.task !== "tabular-classification") throw new Error(`DEFAULT_MODEL ${config.DEFAULT_MODEL} is not a tabular model`);
-const app = new Hono().route("/", predictRouter(repository, manifest, config.MAX_BATCH_INSTANCES));
+const app = new Hono().route("/", predictRouter(repository, config.DEFAULT_MODEL, config.MAX_BATCH_INSTANCES));
 app.onError(problemErrorHandler(createLogger(config.LOG_LEVEL)));
 Bun.serve({ hostname: config.HOST, port: config.PORT, fetch: app.fetch });

@@ -8,6 +8,7 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import "../lib/messages.ts";
 
 /** What a key may do. A route needs at most one scope; a key holds any number. */
 export const SCOPES = ["predict", "generate", "admin"] as const;

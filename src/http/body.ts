@@ -1,26 +1,89 @@
 /**
- * Explains why a request body is not acceptable JSON. Runs only after parsing failed, so it costs nothing on
- * the happy path. Python's json module writes NaN and Infinity as bare words; those get a 422 naming the field
- * instead of a bare "malformed JSON".
+ * JSON request bodies, read once before a route validates them, strictly: the body must be declared as JSON,
+ * unencoded, valid UTF-8 and valid JSON, and each way it is not gets its own answer. Bare NaN and Infinity (as
+ * Python's json module writes them) get a 422 naming the field rather than a bare "malformed JSON".
  */
-import { ProblemError, problemType } from "./problem.ts";
+import type { Context, MiddlewareHandler } from "hono";
+import { invalidFields, ProblemError, problemType } from "./problem.ts";
+
+/** `application/json` or any `+json` type, with parameters. */
+const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const HOW = "send a JSON object with Content-Type: application/json";
+
+/**
+ * Reads the body of requests to routes for which `takesJson` is true and hands the parsed value to the route's
+ * validator (through Hono's body cache, so it is parsed once). Refuses, as problem+json:
+ * - a Content-Encoding other than identity → 415 (bodies are not decompressed);
+ * - no Content-Type, or one that is not JSON, or a charset other than UTF-8 → 415;
+ * - an empty body → 400; bytes that are not UTF-8 → 400 (never silently replaced); text that is not JSON → 400;
+ *   NaN or Infinity → 422 naming each field.
+ */
+export function jsonBodies(takesJson: (c: Context) => boolean): MiddlewareHandler {
+  return async function jsonBodies(c, next) {
+    if (!takesJson(c)) return next();
+    const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
+    if (encoding && encoding !== "identity") {
+      throw unsupported(`Content-Encoding '${encoding}' is not accepted: ${HOW}, uncompressed.`);
+    }
+    const type = c.req.header("content-type");
+    if (type === undefined) throw unsupported(`The request has no Content-Type: ${HOW}.`);
+    if (!JSON_TYPE.test(type)) throw unsupported(`The body is '${type.split(";")[0]!.trim()}', not JSON: ${HOW}.`);
+    const charset = CHARSET.exec(type)?.[1]?.toLowerCase();
+    if (charset && charset !== "utf-8" && charset !== "utf8") throw unsupported(`JSON bodies are UTF-8, not ${charset}: ${HOW}.`);
+
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      throw new ProblemError(400, "Invalid UTF-8", `The body is not valid UTF-8 (first bad byte at offset ${firstInvalidByte(bytes)}); JSON must be UTF-8.`, {
+        type: problemType("invalid_utf8"),
+      });
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw explainBadJson(text);
+    }
+    // The route's validator reads the body through c.req.json(), which answers from this cache.
+    c.req.bodyCache.json = Promise.resolve(value);
+    return next();
+  };
+}
+
+const unsupported = (detail: string) => new ProblemError(415, "Unsupported Media Type", detail, { type: problemType("unsupported_media_type") });
+
+/** Offset of the first byte that breaks UTF-8, found by decoding growing prefixes (only runs on a refused body). */
+function firstInvalidByte(bytes: Uint8Array): number {
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest prefix that decodes (a character cut at its end allowed) ends where the bad byte is.
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
 
 const NON_FINITE = /^(-?Infinity|NaN)/;
 const MARK = "\u0000non-finite:";
 
+/** Why a body that JSON.parse refused is not acceptable: empty (400), NaN/Infinity (422 per field), or malformed (400). */
 export function explainBadJson(text: string): ProblemError {
   if (text.trim() === "") {
-    return new ProblemError(400, "Empty body", "The request body is empty; send a JSON object with Content-Type: application/json.", {
-      type: problemType("empty_body"),
-    });
+    return new ProblemError(400, "Empty body", `The request body is empty; ${HOW}.`, { type: problemType("empty_body") });
   }
   const nonFinite = findNonFinite(text);
   if (nonFinite.length > 0) {
-    const errors = nonFinite.map(({ path, word }) => ({ path, message: `${word} is not a number JSON allows; send a finite number` }));
-    return new ProblemError(422, "Validation failed", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
-      type: problemType("validation_error"),
-      errors,
-    });
+    return invalidFields(nonFinite.map(({ path, word }) => ({ path, message: `${word} is not a number JSON allows; send a finite number` })));
   }
   let reason = "";
   try {

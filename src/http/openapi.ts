@@ -1,8 +1,9 @@
-/** The router factory every route module uses, and the schemas all of them share. */
+/** The router factory every route module uses, and what their OpenAPI definitions share. */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
 import type { Scope } from "../auth/key-store.ts";
-import { ProblemError, problemResponse, problemType, statusTitle, validationProblem } from "./problem.ts";
+import "../lib/messages.ts";
+import { validationProblem, type Problem } from "./problem.ts";
 
 /** A JSON request body the route requires. */
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
@@ -13,21 +14,25 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 /** One router per resource; every validation failure is shaped by this one hook. */
 export function createRouter<E extends Env = Env>() {
   return new OpenAPIHono<E>({
-    defaultHook: (result, c) => {
+    defaultHook: (result) => {
       if (result.success) return;
-      // No Content-Type and no body: the JSON validator saw nothing at all.
-      if (result.target === "json" && !c.req.header("content-type")) {
-        return problemResponse(
-          c,
-          new ProblemError(400, "Empty body", "The request body is empty; send a JSON object with Content-Type: application/json.", {
-            type: problemType("empty_body"),
-          }),
-        );
-      }
-      const prefix = result.target === "json" ? [] : [result.target];
-      return problemResponse(c, validationProblem(result.error.issues, prefix));
+      // Parameters are named with where they come from ("query.max_tokens"); body fields by their path alone.
+      throw validationProblem(result.error.issues, result.target === "json" ? [] : [result.target]);
     },
   });
+}
+
+/**
+ * A schema that is whatever `current()` returns at the time of use: for request bodies that follow a model's
+ * manifest, which a reload may replace. Zod caches a lazy schema's target on first use, so parsing is pointed
+ * at `current()` on every call (cheap when `current` caches its schema per manifest); the OpenAPI generator
+ * calls the getter afresh for every document.
+ */
+export function liveSchema<T extends z.ZodType>(current: () => T): T {
+  const schema = z.lazy(current);
+  const internals = schema._zod as unknown as { run: unknown; parse: unknown };
+  internals.run = internals.parse = (payload: unknown, ctx: unknown) => (current()._zod as unknown as { run: (p: unknown, c: unknown) => unknown }).run(payload, ctx);
+  return schema as unknown as T;
 }
 
 export const ProblemSchema = z
@@ -45,77 +50,95 @@ export const ProblemSchema = z
   })
   .openapi("Problem");
 
-const problemDescriptions: Record<number, string> = {
-  400: "Malformed JSON or an empty body",
-  404: "No such model",
-  413: "The body is larger than the server accepts",
-  415: "The body is not application/json",
-  422: "A field is missing, of the wrong type, out of range, or not finite",
-  401: "No API key, or an unknown one (see WWW-Authenticate)",
-  403: "The API key lacks the scope this operation needs",
-  429: "The key's (or client's) token bucket is empty; Retry-After says when a retry succeeds",
-  500: "The server failed; the body says no more than that",
-  503: "Not ready, or the model's queue is full (see Retry-After)",
+type Example = Omit<Problem, "instance" | "request_id">;
+
+/** Each status's description and an example body of its own. */
+const problemExamples: Record<number, { description: string; example: Example }> = {
+  400: {
+    description: "Malformed JSON, an empty body, or bytes that are not UTF-8",
+    example: { type: "/problems/malformed-json", title: "Malformed JSON", status: 400, detail: "The request body is not valid JSON: JSON Parse error: Expected '}'." },
+  },
+  401: {
+    description: "No API key, or an unknown one (see WWW-Authenticate)",
+    example: { type: "/problems/unauthorized", title: "Unauthorized", status: 401, detail: "This route needs an API key with the 'predict' scope. Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'." },
+  },
+  403: {
+    description: "The API key lacks the scope this operation needs",
+    example: { type: "/problems/forbidden", title: "Forbidden", status: 403, detail: "API key 'batch-job' lacks the 'admin' scope this route needs; it has: predict." },
+  },
+  404: {
+    description: "No such model",
+    example: { type: "/problems/model-not-found", title: "Model not found", status: 404, detail: "no model named 'iris2'; available: iris, kjv-gpt, wine" },
+  },
+  413: {
+    description: "The body is larger than the server accepts",
+    example: { type: "about:blank", title: "Content Too Large", status: 413, detail: "The request body is larger than 1048576 bytes." },
+  },
+  415: {
+    description: "The body is not declared as JSON, or is compressed",
+    example: { type: "/problems/unsupported-media-type", title: "Unsupported Media Type", status: 415, detail: "The request has no Content-Type: send a JSON body with Content-Type: application/json." },
+  },
+  422: {
+    description: "A field is missing, of the wrong type, out of range, or not finite; or the model cannot take the request",
+    example: {
+      type: "/problems/validation-error",
+      title: "Validation failed",
+      status: 422,
+      detail: "features.3: petal_width must be less than 30 cm",
+      errors: [{ path: "features.3", message: "petal_width must be less than 30 cm" }],
+    },
+  },
+  429: {
+    description: "The key's (or client's) token bucket is empty; Retry-After says when a retry succeeds",
+    example: { type: "/problems/rate-limited", title: "Too Many Requests", status: 429, detail: "Rate limit exceeded: at most 60 requests at once, refilled at 1 per second. Retry in 1 second." },
+  },
+  500: {
+    description: "The server failed; the body says no more than that",
+    example: { type: "about:blank", title: "Internal Server Error", status: 500, detail: "The server failed to answer this request; the failure is logged." },
+  },
+  503: {
+    description: "Not ready, or the model's queue is full (see Retry-After)",
+    example: { type: "/problems/overloaded", title: "Overloaded", status: 503, detail: "the queue is full (1024 requests waiting)" },
+  },
 };
 
-/** OpenAPI response entries for the given error statuses, all problem+json. */
+/** OpenAPI response entries for the given error statuses, all problem+json, each with its own example. */
 export function problemResponses<S extends number>(...statuses: S[]) {
   return Object.fromEntries(
-    statuses.map((s) => [
-      s,
-      {
-        description: problemDescriptions[s] ?? statusTitle(s),
-        content: { "application/problem+json": { schema: ProblemSchema } },
-      },
-    ]),
+    statuses.map((s) => {
+      const { description, example } = problemExamples[s] ?? { description: String(s), example: undefined };
+      return [s, { description, content: { "application/problem+json": { schema: ProblemSchema, ...(example ? { example } : {}) } } }];
+    }),
   ) as Record<S, { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } }>;
 }
 
-/** The errors any route with a JSON body can answer. */
+/** The errors a route with a JSON body can answer. */
 export const jsonBodyErrors = [400, 413, 415, 422, 500] as const;
 
-/** The errors any route behind an API key and the rate limiter can answer. */
+/** The errors a route behind an API key and the rate limiter can answer. */
 export const authErrors = [401, 403, 429] as const;
 
+/** The name of the security scheme for a key in the query string (see `requires`). */
+export const QUERY_KEY_SCHEME = "ApiKeyQuery";
 
-/** The security schemes every protected operation accepts: either header carries the same key. */
+/** The security schemes protected operations accept: either header carries the same key. */
 export const securitySchemes = {
   ApiKeyAuth: { type: "apiKey", in: "header", name: "X-API-Key", description: "An API key (see `npm run keys`)" },
   BearerAuth: { type: "http", scheme: "bearer", description: "The same API key, as `Authorization: Bearer <key>`" },
+  [QUERY_KEY_SCHEME]: {
+    type: "apiKey",
+    in: "query",
+    name: "api_key",
+    description: "The same API key as a query parameter, only where a route lists it: for clients that cannot send headers (EventSource)",
+  },
 } as const;
 
 /**
- * Marks a route as needing an API key with `scope`. OpenAPI 3.1 lets apiKey and http schemes list required
- * roles, so the scope lives in the route's own definition, where the docs and the auth middleware both read it.
+ * Marks a route as needing an API key with `scope`. OpenAPI 3.1 lets apiKey and http schemes list required roles,
+ * so the scope lives in the route's own definition, where the docs and the auth middleware both read it. With
+ * `inQuery`, the key may also come as `?api_key=` (query strings end up in logs, so only where a header is impossible).
  */
-export function requires(scope: Scope) {
-  return { security: Object.keys(securitySchemes).map((name) => ({ [name]: [scope] })) };
-}
-
-/**
- * A lookup from request method and path to the scope its route requires, built from the routes' OpenAPI
- * definitions (see `requires`). Paths without a scope are public.
- */
-export function scopeLookup(api: OpenAPIHono<any>): (method: string, path: string) => Scope | undefined {
-  // Fixed paths are looked up directly; only paths with parameters ({name}) need a pattern.
-  const fixed = new Map<string, Scope>();
-  const patterns: { method: string; pattern: RegExp; scope: Scope }[] = [];
-  for (const def of api.openAPIRegistry.definitions) {
-    if (def.type !== "route") continue;
-    const scope = def.route.security?.[0] && (Object.values(def.route.security[0])[0]?.[0] as Scope | undefined);
-    if (!scope) continue;
-    const method = def.route.method.toUpperCase();
-    if (!def.route.path.includes("{")) {
-      fixed.set(`${method} ${def.route.path}`, scope);
-      fixed.set(`${method} ${def.route.path}/`, scope);
-      continue;
-    }
-    const source = def.route.path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{[^}]+\\?\}/g, "[^/]+");
-    patterns.push({ method, pattern: new RegExp(`^${source}/?$`), scope });
-  }
-  return (method, path) => {
-    // Hono answers HEAD with the GET route, so HEAD needs what GET needs.
-    const m = method === "HEAD" ? "GET" : method;
-    return fixed.get(`${m} ${path}`) ?? patterns.find((r) => r.method === m && r.pattern.test(path))?.scope;
-  };
+export function requires(scope: Scope, options: { inQuery?: boolean } = {}) {
+  const schemes = ["ApiKeyAuth", "BearerAuth", ...(options.inQuery ? [QUERY_KEY_SCHEME] : [])];
+  return { security: schemes.map((name) => ({ [name]: [scope] })) };
 }

@@ -1,16 +1,15 @@
 /**
- * RFC 9457 problem details: every error this server sends is application/problem+json, built here.
- * Engine errors, HTTP exceptions and validation failures are mapped to statuses in this one place.
+ * RFC 9457 problem details: every error this server sends starts as a ProblemError and is written here.
+ * Engine errors, HTTP exceptions and validation failures are mapped to statuses in this one place; protocol
+ * families with their own error shape (OpenAI's) translate the finished problem (middleware/error-shape/).
  */
 import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { getPath } from "hono/utils/url";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { EngineError, type EngineErrorCode } from "../engine/errors.ts";
-import { explainBadJson } from "./json-body.ts";
 import type { Logger } from "../observability/logger.ts";
-import { requestLog } from "./middleware/access-log.ts";
+import { requestLog } from "./env.ts";
 
 export type FieldError = { path: string; message: string };
 
@@ -45,41 +44,48 @@ const engineStatus: Record<EngineErrorCode, { status: ContentfulStatusCode; titl
   invalid_input: { status: 422, title: "Invalid input" },
   overloaded: { status: 503, title: "Overloaded" },
   not_ready: { status: 503, title: "Not ready" },
-  load_failed: { status: 500, title: "Model failed to load" },
+  // Only a reload reaches a client with this: the files it was asked to load are what is wrong.
+  load_failed: { status: 422, title: "Model failed to load" },
   inference_failed: { status: 500, title: "Inference failed" },
 };
 
 export const problemType = (code: string) => `/problems/${code.replaceAll("_", "-")}`;
 
-/** The path the client asked for (c.req.path is the routed one: POST /predict routes as /v1/predict or /v2/predict). */
-export const clientPath = (c: Context) => getPath(c.req.raw);
-
-/** The response for a problem; `instance` is the request path. Headers already set on `c` are kept. */
-export function problemResponse(c: Context, error: ProblemError): Response {
+/** The body of a problem answered to this request: `instance` is its path, `request_id` its id. */
+export function problemBody(c: Context, error: ProblemError): Problem {
   const requestId: string | undefined = c.get("requestId");
-  const body: Problem = {
+  return {
     type: error.options.type ?? "about:blank",
     title: error.title,
     status: error.status,
     detail: error.message,
-    instance: clientPath(c),
+    instance: c.req.path,
     ...(requestId ? { request_id: requestId } : {}),
     ...(error.options.errors ? { errors: error.options.errors } : {}),
   };
-  return c.body(JSON.stringify(body), error.status, { ...error.options.headers, "Content-Type": "application/problem+json" });
 }
 
-/** Turns zod issues into a 422 naming each field. */
+/** The response for a problem. Headers already set on `c` are kept. */
+export function problemResponse(c: Context, error: ProblemError): Response {
+  return c.body(JSON.stringify(problemBody(c, error)), error.status, { ...error.options.headers, "Content-Type": "application/problem+json" });
+}
+
+/** A 422 naming each invalid field, from zod issues (whose messages openapi.ts makes readable). */
 export function validationProblem(issues: readonly z.core.$ZodIssue[], prefix: (string | number)[] = []): ProblemError {
   const errors = issues.map((issue) => ({
     path: [...prefix, ...issue.path].map(String).join(".") || "(body)",
     message: issue.message,
   }));
+  return invalidFields(errors);
+}
+
+/** A 422 for fields found invalid. */
+export function invalidFields(errors: FieldError[]): ProblemError {
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
   return new ProblemError(422, "Validation failed", detail, { type: problemType("validation_error"), errors });
 }
 
-/** Maps anything thrown while handling a request to a ProblemError; unknown errors become a generic 500. */
+/** Maps anything thrown while handling a request to a ProblemError; unknown errors give undefined (a 500). */
 export function toProblemError(error: unknown): ProblemError | undefined {
   if (error instanceof ProblemError) return error;
   if (error instanceof EngineError) {
@@ -93,6 +99,9 @@ export function toProblemError(error: unknown): ProblemError | undefined {
   }
   return undefined;
 }
+
+/** The generic 500 for a failure the client cannot act on; the failure itself is logged. */
+export const internalError = () => new ProblemError(500, "Internal Server Error", "The server failed to answer this request; the failure is logged.");
 
 export function statusTitle(status: number): string {
   return (
@@ -114,21 +123,17 @@ export function statusTitle(status: number): string {
 
 /** The app's onError: known errors become their problem; anything else is logged with its stack and answered 500. */
 export function problemErrorHandler(logger: Logger): ErrorHandler {
-  return async (error, c) => {
-    if (error instanceof HTTPException && error.status === 400 && error.message.startsWith("Malformed JSON")) {
-      // The body text is cached by the failed parse, so reading it again costs nothing.
-      return problemResponse(c, explainBadJson(await c.req.text().catch(() => "")));
-    }
+  return (error, c) => {
     // The request's own logger, where the access log is mounted, carries its request id.
     const log: Logger = requestLog(c) ?? logger;
     const problem = toProblemError(error);
     if (problem) {
       // 503s (loading, overloaded) are states, not failures: debug, without a stack.
-      if (problem.status === 503) log.debug({ path: clientPath(c), detail: problem.message }, "service unavailable");
-      else if (problem.status >= 500) log.error({ err: error, path: clientPath(c) }, problem.message);
+      if (problem.status === 503) log.debug({ path: c.req.path, detail: problem.message }, "service unavailable");
+      else if (problem.status >= 500) log.error({ err: error, path: c.req.path }, problem.message);
       return problemResponse(c, problem);
     }
-    log.error({ err: error, method: c.req.method, path: clientPath(c) }, "unhandled error");
-    return problemResponse(c, new ProblemError(500, "Internal Server Error", "The server failed to answer this request; the failure is logged."));
+    log.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
+    return problemResponse(c, internalError());
   };
 }

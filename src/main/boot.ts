@@ -1,11 +1,13 @@
 /** Start-up shared by the Bun and Node entries: configuration, models, listening, graceful shutdown. */
 import type { Context } from "hono";
-import { createApp } from "./app.ts";
-import { loadConfig, type Config } from "./config.ts";
+import { loadKeyStore, type KeyStore } from "../auth/key-store.ts";
 import { ModelRepository, type EngineOptions } from "../engine/registry/repository.ts";
 import { createLogger } from "../observability/logger.ts";
-import { loadKeyStore, type KeyStore } from "../http/middleware/api-key.ts";
-import { MemoryStore, RedisStore, type RateLimitStore } from "../http/middleware/rate-limit.ts";
+import { MemoryStore } from "../ratelimit/memory-store.ts";
+import { RedisStore } from "../ratelimit/redis-store.ts";
+import type { RateLimitStore } from "../ratelimit/store.ts";
+import { createApp } from "./app.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 
 export type Listening = { url: string; stop: () => Promise<void> };
 export type Listen = (app: ReturnType<typeof createApp>, config: Config) => Promise<Listening>;
@@ -37,8 +39,9 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
     }
     rateLimitStore = config.REDIS_URL ? new RedisStore({ url: config.REDIS_URL }) : new MemoryStore();
     logger.info({ store: config.REDIS_URL ? "redis" : "memory" }, "rate limits kept in " + (config.REDIS_URL ? "Redis" : "process memory"));
-    repository = new ModelRepository(config.MODELS_DIR, engineOptions(config));
-    app = createApp({ config, repository, logger, keys, rateLimitStore, clientAddress });
+    repository = new ModelRepository(config.MODELS_DIR, engineOptions(config), logger);
+    checkDefaultModels(config, repository);
+    app = createApp({ config, catalog: repository, logger, keys, rateLimitStore, clientAddress });
   } catch (error) {
     logger.fatal(error instanceof Error ? error.message : String(error));
     process.exit(1);
@@ -60,16 +63,30 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  logger.info({ url: server.url, models: repository.manifests.map((m) => m.name) }, "listening; loading models");
+  logger.info({ url: server.url, models: repository.names }, "listening; loading models");
 
   const started = performance.now();
+  // Each model logs its own outcome (ready, or failed with the reason and the file's full path).
   await repository.loadAll();
-  for (const status of repository.status()) {
-    if (status.state === "ready") logger.info({ model: status.name, version: status.version }, "model ready");
-    else logger.error({ model: status.name, error: status.error }, "model failed to load");
-  }
   logger.info({ ms: Math.round(performance.now() - started) }, "models loaded");
+}
 
+/**
+ * DEFAULT_MODEL must name a model (a tabular one, when its manifest can be read) and DEFAULT_TEXT_MODEL a text
+ * model: mistakes in configuration stop the server at once. A default model whose files are broken does not:
+ * it is reported failed, as any model would be.
+ */
+export function checkDefaultModels(config: Pick<Config, "DEFAULT_MODEL" | "DEFAULT_TEXT_MODEL" | "MODELS_DIR">, repository: Pick<ModelRepository, "names" | "manifest">) {
+  const found = `(found ${repository.names.join(", ") || "none"})`;
+  for (const [variable, name, task] of [
+    ["DEFAULT_MODEL", config.DEFAULT_MODEL, "tabular-classification"],
+    ["DEFAULT_TEXT_MODEL", config.DEFAULT_TEXT_MODEL, "text-generation"],
+  ] as const) {
+    if (name === undefined) continue;
+    if (!repository.names.includes(name)) throw new ConfigError(`${variable}=${name}: no such model in ${config.MODELS_DIR} ${found}`);
+    const actual = repository.manifest(name)?.task;
+    if (actual !== undefined && actual !== task) throw new ConfigError(`${variable}=${name}: a ${actual} model, not a ${task} one`);
+  }
 }
 
 /** The inference engine's settings, from the configuration. */
@@ -82,7 +99,6 @@ export function engineOptions(config: Config): EngineOptions {
     generation: {
       maxStreams: config.GENERATION_MAX_STREAMS,
       maxQueue: config.GENERATION_MAX_QUEUE,
-      maxTokens: config.MAX_TOKENS,
       maxGenerationMs: config.GENERATION_TIMEOUT_MS,
     },
   };

@@ -1,12 +1,14 @@
 /** Server configuration: one zod schema over the environment, parsed once at start-up. */
 import { z } from "zod";
+import "../lib/messages.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v));
 
 export const ConfigSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-  HOST: z.string().min(1).default("0.0.0.0"),
+  /** Loopback by default, as uvicorn: nothing outside the machine reaches the server until HOST says so (0.0.0.0 in a container). */
+  HOST: z.string().min(1).default("127.0.0.1"),
   PORT: int(0, 65535).default(8000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Folder holding one sub-folder per model (model.onnx + model.json). */

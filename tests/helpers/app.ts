@@ -1,45 +1,21 @@
 /**
- * Shared by the middleware tests: the assembled app with API keys (createApp as boot.ts calls it), keys made with
- * the api-key module, a frozen clock for the rate limiter, key files for real servers, and header look-ups.
+ * The one app builder of the HTTP tests: the app as boot.ts assembles it (createApp), over a fake catalog by
+ * default, with or without keys; a frozen clock for the rate limiter; and request and header helpers.
  */
 import { expect } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Context } from "hono";
 import { createApp } from "../../src/main/app.ts";
 import { loadConfig } from "../../src/main/config.ts";
+import type { KeyStore } from "../../src/auth/key-store.ts";
 import type { ModelCatalog } from "../../src/engine/registry/repository.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
-import { createKeyStore, generateKey, hashKey, parseKeyFile, type KeyFile, type KeyStore, type Scope } from "../../src/http/middleware/api-key.ts";
-import { MemoryStore, type RateLimitStore } from "../../src/http/middleware/rate-limit.ts";
+import { MemoryStore } from "../../src/ratelimit/memory-store.ts";
+import type { RateLimitStore } from "../../src/ratelimit/store.ts";
 import { FakeRepository } from "./fake-repository.ts";
-import { tempDir } from "./models-dir.ts";
 
 export const SETOSA = [5.1, 3.5, 1.4, 0.2];
 export const SETOSA_NAMED = { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 };
 export const WINE_CLASS_0 = [14.1, 2.16, 2.3, 18, 105, 2.95, 3.32, 0.22, 2.38, 5.75, 1.25, 3.17, 1510];
-
-export type KeySpec<N extends string = string> = { name: N; scopes: Scope[]; rateLimit?: { capacity: number; refillPerSecond: number } };
-
-/** New random keys for `specs`: the store the server would load, the key file it would load it from, and each secret by name. */
-export function makeKeys<N extends string>(specs: KeySpec<N>[]): { store: KeyStore; file: KeyFile; secret: Record<N, string> } {
-  const secret = {} as Record<N, string>;
-  const raw = {
-    keys: specs.map((spec) => {
-      secret[spec.name] = generateKey();
-      return { name: spec.name, sha256: hashKey(secret[spec.name]), scopes: spec.scopes, ...(spec.rateLimit ? { rateLimit: spec.rateLimit } : {}) };
-    }),
-  };
-  const file = parseKeyFile(raw, "middleware test keys");
-  return { store: createKeyStore(file), file, secret };
-}
-
-/** Writes `file` as an API_KEYS_FILE in a temporary folder (removed at exit); returns its path. */
-export function writeKeyFile(file: KeyFile): string {
-  const path = join(tempDir("onnx-serve-keys-"), "keys.json");
-  writeFileSync(path, JSON.stringify(file));
-  return path;
-}
 
 /** A clock for MemoryStore that moves only when a test moves it. */
 export function frozenClock(start = 1_000_000) {
@@ -47,12 +23,13 @@ export function frozenClock(start = 1_000_000) {
   return { now: () => now, advance: (ms: number) => void (now += ms) };
 }
 
-export type KeyedAppOptions<R extends ModelCatalog> = {
+export type TestAppOptions<R extends ModelCatalog> = {
   /** Environment for loadConfig; NODE_ENV=test and LOG_LEVEL=silent are set, as is a limit nobody hits (RATE_LIMIT_CAPACITY=1000000). */
   env?: Record<string, string>;
   /** Without keys, authentication is off. */
   keys?: KeyStore;
-  repository?: R;
+  /** Default: a FakeRepository over the real iris and wine manifests. */
+  catalog?: R;
   logger?: Logger;
   /** Default: a MemoryStore on a frozen clock, so refills happen only when a test says so. */
   store?: RateLimitStore;
@@ -60,14 +37,14 @@ export type KeyedAppOptions<R extends ModelCatalog> = {
 };
 
 /** The app as boot.ts assembles it, with the keys, store and client address given. */
-export function keyedApp<R extends ModelCatalog = FakeRepository>(options: KeyedAppOptions<R> = {}) {
+export function testApp<R extends ModelCatalog = FakeRepository>(options: TestAppOptions<R> = {}) {
   const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", ...options.env });
   const clock = frozenClock();
-  const repository = options.repository ?? (new FakeRepository() as unknown as R);
+  const repository = options.catalog ?? (new FakeRepository() as unknown as R);
   const store = options.store ?? new MemoryStore({ now: clock.now });
   const app = createApp({
     config,
-    repository,
+    catalog: repository,
     logger: options.logger ?? createLogger("silent"),
     keys: options.keys,
     rateLimitStore: store,

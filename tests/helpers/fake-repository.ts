@@ -4,8 +4,8 @@
  */
 import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
-import { readManifestOf, type ModelManifest, type TabularManifest } from "../../src/engine/registry/manifest.ts";
-import { readiness, type ModelCatalog, type ModelState, type ModelStatus, type Readiness } from "../../src/engine/registry/repository.ts";
+import { readManifestOf, type ModelManifest, type ModelTask, type TabularManifest } from "../../src/engine/registry/manifest.ts";
+import type { ModelCatalog, ModelState, ModelStatus, Readiness, ServedModel, ServedModelOf } from "../../src/engine/registry/repository.ts";
 import type { Classification, Predictions, TabularModel } from "../../src/engine/tasks/tabular/classifier.ts";
 
 export const MODELS_DIR = join(import.meta.dir, "..", "..", "models");
@@ -63,27 +63,42 @@ type Entry = { manifest: TabularManifest; state: ModelState; model: FakeTabularM
 
 /** Implements what the HTTP layer needs of a repository, with the real repository's errors. */
 export class FakeRepository implements ModelCatalog {
-  readonly root = "fake-models";
   private readonly entries = new Map<string, Entry>();
   /** Names passed to reload(), in order. */
   readonly reloads: string[] = [];
+  /** When set, reload() rejects with it. */
+  reloadFailure: unknown;
+  revision = 0;
 
-  constructor(manifests: TabularManifest[] = [realManifest("iris"), realManifest("wine")]) {
-    for (const manifest of manifests) this.entries.set(manifest.name, { manifest, state: "ready", model: new FakeTabularModel(manifest) });
+  constructor(private readonly initial: TabularManifest[] = [realManifest("iris"), realManifest("wine")]) {
+    for (const manifest of initial) this.entries.set(manifest.name, { manifest, state: "ready", model: new FakeTabularModel(manifest) });
   }
 
-  get manifests(): ModelManifest[] {
-    return [...this.entries.values()].map((e) => e.manifest);
+  get names(): string[] {
+    return [...this.entries.keys()];
   }
 
-  /** Back to the state after construction: every model ready, no calls, no failures. */
+  manifest(name: string): ModelManifest | undefined {
+    return this.entries.get(name)?.manifest;
+  }
+
+  /** Back to the state after construction: the first manifests, every model ready, no calls, no failures. */
   reset() {
     this.reloads.length = 0;
-    for (const entry of this.entries.values()) {
+    this.reloadFailure = undefined;
+    for (const manifest of this.initial) {
+      const entry = this.entry(manifest.name);
+      if (entry.manifest !== manifest) this.serve(manifest);
       entry.state = "ready";
       entry.error = undefined;
       entry.model.reset();
     }
+  }
+
+  /** Serves a new version of a model, as a reload that read `manifest` would. */
+  serve(manifest: TabularManifest) {
+    this.entries.set(manifest.name, { manifest, state: "ready", model: new FakeTabularModel(manifest) });
+    this.revision++;
   }
 
   /** The fake model behind a name, ready or not (for setting failures and reading calls). */
@@ -97,18 +112,22 @@ export class FakeRepository implements ModelCatalog {
     entry.error = error;
   }
 
-  get(name: string): TabularModel {
+  get<T extends ModelTask>(name: string, task: T): ServedModelOf<T>;
+  get(name: string): ServedModel;
+  get(name: string, task?: ModelTask): ServedModel {
     const entry = this.entry(name);
     if (entry.state !== "ready") {
       const why = entry.state === "failed" ? `failed to load: ${entry.error}` : "is still loading";
       throw new EngineError("not_ready", `model '${name}' ${why}`, entry.state === "loading" ? 1 : undefined);
     }
+    if (task !== undefined && task !== entry.model.task) throw new EngineError("wrong_task", `model '${name}' is a ${entry.model.task} model, not a ${task} one`);
     return entry.model;
   }
 
   async reload(name: string): Promise<ModelStatus> {
     const entry = this.entry(name);
     this.reloads.push(name);
+    if (this.reloadFailure !== undefined) throw this.reloadFailure;
     entry.state = "ready";
     entry.error = undefined;
     return this.statusOf(entry);
@@ -118,8 +137,20 @@ export class FakeRepository implements ModelCatalog {
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
-  selfTest(): Promise<Readiness> {
-    return readiness([...this.entries.values()].map((entry) => ({ status: this.statusOf(entry), model: entry.state === "ready" ? entry.model : undefined })));
+  async readiness(): Promise<Readiness> {
+    const models = await Promise.all(
+      [...this.entries.values()].map(async (entry) => {
+        const status = this.statusOf(entry);
+        if (entry.state !== "ready") return status;
+        try {
+          await entry.model.selfTest();
+          return status;
+        } catch (error) {
+          return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
+        }
+      }),
+    );
+    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
   }
 
   private entry(name: string): Entry {

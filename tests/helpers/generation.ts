@@ -1,12 +1,11 @@
 /**
  * HTTP-level helpers for the text-generation tests: a models folder with iris and the tiny LM (or kjv-gpt), a
- * real server over it, a strict parser of /v1/generate's event stream, an incremental SSE reader, API-key files
- * and waiting for /health to show the generation slots idle.
+ * real server over it, a strict parser of /v1/generate's event stream, an incremental SSE reader, and waiting
+ * for /health to show the generation slots idle.
  */
 import { expect } from "bun:test";
-import { existsSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { generateKey, hashKey, type Scope } from "../../src/http/middleware/api-key.ts";
 import { MODELS_DIR } from "./fake-repository.ts";
 import { tempDir } from "./models-dir.ts";
 import { startServer, type RunningServer } from "./server.ts";
@@ -137,23 +136,6 @@ export function sseBlocks(response: Response) {
 export function tokenOf(block: string): TokenEvent | undefined {
   const m = TOKEN_BLOCK.exec(block);
   return m ? (JSON.parse(m[1]!) as TokenEvent) : undefined;
-}
-
-export type TestKey = { name: string; key: string; scopes: Scope[]; rateLimit?: { capacity: number; refillPerSecond: number } };
-
-/** Writes an API-key file holding new random keys with these names and scopes; returns the file and the keys. */
-export function writeKeysFile(entries: Omit<TestKey, "key">[]): { file: string; keys: Record<string, string> } {
-  const keys: Record<string, string> = {};
-  const file = join(tempDir("onnx-serve-keys-"), "keys.json");
-  const json = {
-    keys: entries.map((e) => {
-      const key = generateKey();
-      keys[e.name] = key;
-      return { name: e.name, sha256: hashKey(key), scopes: e.scopes, ...(e.rateLimit ? { rateLimit: e.rateLimit } : {}) };
-    }),
-  };
-  writeFileSync(file, JSON.stringify(json, null, 2));
-  return { file, keys };
 }
 
 export type Generations = { active: number; queued: number };

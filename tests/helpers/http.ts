@@ -1,22 +1,8 @@
-/** Route-test helpers: an app over a fake repository, JSON requests, and the problem+json contract. */
+/** Route-test helpers: JSON requests, and the problem+json and OpenAI error contracts. */
 import { expect } from "bun:test";
-import { createApp } from "../../src/main/app.ts";
-import { loadConfig } from "../../src/main/config.ts";
-import { createLogger, type Logger } from "../../src/observability/logger.ts";
-import { MemoryStore } from "../../src/http/middleware/rate-limit.ts";
-import { FakeRepository } from "./fake-repository.ts";
+import type { createApp } from "../../src/main/app.ts";
 
 export type TestApp = ReturnType<typeof createApp>;
-
-/**
- * The app as the server builds it, over a FakeRepository (iris and wine by default), with a silent logger,
- * no API keys and rate limits in memory, too generous to be hit unless a test sets RATE_LIMIT_CAPACITY.
- */
-export function makeApp(env: Record<string, string> = {}, repository = new FakeRepository(), logger: Logger = createLogger("silent")) {
-  const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", ...env });
-  const app = createApp({ config, repository, logger, rateLimitStore: new MemoryStore() });
-  return { app, repository, config };
-}
 
 /** POSTs `body` as JSON (a string is sent as is). */
 export function postJson(app: TestApp, path: string, body: unknown, headers: Record<string, string> = {}) {

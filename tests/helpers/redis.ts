@@ -4,6 +4,7 @@
  */
 import { readLines } from "./lines.ts";
 import type { Subprocess } from "bun";
+import { freePort } from "./ports.ts";
 
 const REDIS_SERVER = "/usr/bin/redis-server";
 
@@ -21,14 +22,6 @@ const running = new Set<Subprocess>();
 process.once("exit", () => {
   for (const proc of running) proc.kill("SIGKILL");
 });
-
-/** A TCP port nobody listens on right now. */
-export function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = probe;
-  probe.stop(true);
-  return port;
-}
 
 /**
  * Starts redis-server and resolves when it accepts connections. Pass `port` to restart one on the port a

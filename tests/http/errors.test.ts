@@ -3,12 +3,13 @@ import { Writable } from "node:stream";
 import { EngineError } from "../../src/engine/errors.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { FakeRepository } from "../helpers/fake-repository.ts";
-import { expectProblem, makeApp, postJson } from "../helpers/http.ts";
+import { testApp } from "../helpers/app.ts";
+import { expectProblem, postJson } from "../helpers/http.ts";
 
 const SETOSA = [5.1, 3.5, 1.4, 0.2];
 const LIMIT = 200;
 
-const { app, repository } = makeApp({ BODY_LIMIT_BYTES: String(LIMIT) });
+const { app, repository } = testApp({ env: { BODY_LIMIT_BYTES: String(LIMIT) } });
 beforeEach(() => repository.reset());
 
 const nonFinite = (word: string) => `${word} is not a number JSON allows; send a finite number`;
@@ -39,9 +40,17 @@ describe("unknown routes", () => {
     expect(body).toEqual({ type: "about:blank", title: "Not Found", status: 404, detail: "No route for GET /nope.", instance: "/nope" });
   });
 
-  test("a known path with another method is a 404 problem", async () => {
-    const body = await expectProblem(await app.request("/v1/predict"), 404, "/v1/predict");
-    expect(body.detail).toBe("No route for GET /v1/predict.");
+  test("a known path with another method is a 405 problem with Allow", async () => {
+    const res = await app.request("/v1/predict");
+    expect(res.headers.get("allow")).toBe("POST");
+    const body = await expectProblem(res, 405, "/v1/predict");
+    expect(body).toEqual({ type: "about:blank", title: "Method Not Allowed", status: 405, detail: "/v1/predict does not answer GET; it answers POST.", instance: "/v1/predict" });
+    // A path with parameters, and one that GET answers (HEAD with it).
+    expect((await app.request("/v1/models/iris/reload")).headers.get("allow")).toBe("POST");
+    const generate = await app.request("/v1/generate", { method: "PUT" });
+    expect(generate.status).toBe(405);
+    expect(generate.headers.get("allow")).toBe("GET, HEAD, POST");
+    expect((await app.request("/health", { method: "POST" })).headers.get("allow")).toBe("GET, HEAD");
   });
 });
 
@@ -71,29 +80,75 @@ describe("bodies that are not acceptable JSON", () => {
     expect(body).toEqual({ ...EMPTY, instance: "/v2/predict" });
   });
 
-  test("no body and no Content-Type is the same 400", async () => {
-    const body = await expectProblem(await app.request("/v1/predict/batch", { method: "POST" }), 400, "/v1/predict/batch");
-    expect(body).toEqual({ ...EMPTY, instance: "/v1/predict/batch" });
+  const UNSUPPORTED = { type: "/problems/unsupported-media-type", title: "Unsupported Media Type", status: 415 };
+
+  test("no Content-Type is a 415 saying to send one, with a body or without", async () => {
+    const detail = "The request has no Content-Type: send a JSON object with Content-Type: application/json.";
+    const empty = await expectProblem(await app.request("/v1/predict/batch", { method: "POST" }), 415, "/v1/predict/batch");
+    expect(empty).toEqual({ ...UNSUPPORTED, detail, instance: "/v1/predict/batch" });
+    const res = await app.request("/v1/predict", { method: "POST", body: new TextEncoder().encode(JSON.stringify({ features: SETOSA })) });
+    expect(await expectProblem(res, 415, "/v1/predict")).toEqual({ ...UNSUPPORTED, detail, instance: "/v1/predict" });
+    expect(repository.model("iris").calls).toEqual([]);
   });
 
-  test("a Content-Type that is not JSON is a 415 problem", async () => {
+  test("a Content-Type that is not JSON is a 415 problem naming it", async () => {
     const res = await app.request("/v1/predict", {
       method: "POST",
-      headers: { "Content-Type": "text/plain" },
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
       body: JSON.stringify({ features: SETOSA }),
     });
     const body = await expectProblem(res, 415, "/v1/predict");
-    expect(body).toEqual({ type: "about:blank", title: "Unsupported Media Type", status: 415, detail: "Unsupported Media Type", instance: "/v1/predict" });
+    expect(body).toEqual({ ...UNSUPPORTED, detail: "The body is 'text/plain', not JSON: send a JSON object with Content-Type: application/json.", instance: "/v1/predict" });
+  });
+
+  test("JSON in another charset is a 415; +json types and a UTF-8 charset are JSON", async () => {
+    const post = (type: string) => app.request("/v1/predict", { method: "POST", headers: { "Content-Type": type }, body: JSON.stringify({ features: SETOSA }) });
+    const latin1 = await expectProblem(await post("application/json; charset=iso-8859-1"), 415, "/v1/predict");
+    expect(latin1.detail).toBe("JSON bodies are UTF-8, not iso-8859-1: send a JSON object with Content-Type: application/json.");
+    expect((await post("application/json; charset=UTF-8")).status).toBe(200);
+    expect((await post("application/merge-patch+json")).status).toBe(200);
+  });
+
+  test.each(["gzip", "br", "deflate, gzip"])("Content-Encoding: %s is a 415, not 'malformed JSON'", async (encoding) => {
+    const gzipped = Bun.gzipSync(new TextEncoder().encode(JSON.stringify({ features: SETOSA })));
+    const res = await app.request("/v1/predict", { method: "POST", headers: { "Content-Type": "application/json", "Content-Encoding": encoding }, body: gzipped });
+    const body = await expectProblem(res, 415, "/v1/predict");
+    expect(body).toEqual({
+      ...UNSUPPORTED,
+      detail: `Content-Encoding '${encoding}' is not accepted: send a JSON object with Content-Type: application/json, uncompressed.`,
+      instance: "/v1/predict",
+    });
+    expect(repository.model("iris").calls).toEqual([]);
+  });
+
+  test("Content-Encoding: identity is no encoding", async () => {
+    const res = await app.request("/v1/predict", { method: "POST", headers: { "Content-Type": "application/json", "Content-Encoding": "identity" }, body: JSON.stringify({ features: SETOSA }) });
+    expect(res.status).toBe(200);
+  });
+
+  test("bytes that are not UTF-8 are a 400 naming where, never silently replaced", async () => {
+    // A valid JSON text whose string holds a lone continuation byte (0x80) at offset 9.
+    const bytes = new Uint8Array([...new TextEncoder().encode('{"model":"'), 0x80, ...new TextEncoder().encode('","features":[5.1,3.5,1.4,0.2]}')]);
+    const res = await app.request("/v1/predict", { method: "POST", headers: { "Content-Type": "application/json" }, body: bytes });
+    const body = await expectProblem(res, 400, "/v1/predict");
+    expect(body).toEqual({
+      type: "/problems/invalid-utf8",
+      title: "Invalid UTF-8",
+      status: 400,
+      detail: "The body is not valid UTF-8 (first bad byte at offset 10); JSON must be UTF-8.",
+      instance: "/v1/predict",
+    });
+    expect(repository.model("iris").calls).toEqual([]);
+    // A truncated character at the very end, and an overlong encoding of "/".
+    for (const bad of [[0x7b, 0x22, 0xe2, 0x82], [0x7b, 0x22, 0xc0, 0xaf, 0x22, 0x7d]]) {
+      const r = await app.request("/v1/predict", { method: "POST", headers: { "Content-Type": "application/json" }, body: new Uint8Array(bad) });
+      expect((await expectProblem(r, 400, "/v1/predict")).type).toBe("/problems/invalid-utf8");
+    }
   });
 
   test("form data is a 415 problem", async () => {
     const res = await app.request("/v2/predict", { method: "POST", body: new URLSearchParams({ sepal_length: "5" }) });
     await expectProblem(res, 415, "/v2/predict");
-  });
-
-  test("a body without any Content-Type is a 415 problem", async () => {
-    const res = await app.request("/v1/predict", { method: "POST", body: new TextEncoder().encode(JSON.stringify({ features: SETOSA })) });
-    await expectProblem(res, 415, "/v1/predict");
   });
 
   test.each([
@@ -215,7 +270,7 @@ describe("engine errors", () => {
         done();
       },
     });
-    const { app: logged, repository: fakes } = makeApp({}, new FakeRepository(), createLogger("error", sink));
+    const { app: logged, repository: fakes } = testApp({ logger: createLogger("error", sink) });
     fakes.model("iris").failWith = new Error("connect ECONNREFUSED secret-db.internal:5432");
 
     const res = await postJson(logged, "/v1/predict", { features: SETOSA });

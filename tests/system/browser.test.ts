@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { startTextServer, writeKeysFile } from "../helpers/generation.ts";
+import { startTextServer } from "../helpers/generation.ts";
+import { keysFile } from "../helpers/keys.ts";
 import type { RunningServer } from "../helpers/server.ts";
 
 // What the callbacks below use in the page; the project compiles without the DOM library.
@@ -214,9 +215,9 @@ describe("the browser, authentication on: the page's API key field", () => {
   let server: RunningServer;
   let key: string;
   beforeAll(async () => {
-    const written = writeKeysFile([{ name: "browser", scopes: ["generate", "predict"] }]);
-    key = written.keys.browser!;
-    server = await startTextServer({ API_KEYS_FILE: written.file });
+    const written = keysFile([{ name: "browser", scopes: ["generate", "predict"] }]);
+    key = written.secret.browser;
+    server = await startTextServer({ API_KEYS_FILE: written.path });
   }, HOOK_TIMEOUT);
   afterAll(async () => {
     await server?.stop("SIGKILL");

@@ -8,9 +8,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { realManifest } from "../helpers/fake-repository.ts";
 import { modelsDirWith } from "../helpers/models-dir.ts";
-import { freePort } from "../helpers/redis.ts";
+import { freePort } from "../helpers/ports.ts";
 import { launchServer, startServer, type LaunchedServer, type LogLine } from "../helpers/server.ts";
-import { makeKeys, writeKeyFile } from "../helpers/app.ts";
+import { makeKeys, writeKeyFile } from "../helpers/keys.ts";
 
 const { file, secret } = makeKeys([
   { name: "log-alice", scopes: ["predict", "generate"] },
@@ -173,6 +173,8 @@ describe("LOG_LEVEL=warn, without API_KEYS_FILE", () => {
     server = launchServer({ LOG_LEVEL: "warn", MODELS_DIR: dir, PORT: String(port) });
     await server.waitForLog("model failed to load");
     const url = `http://127.0.0.1:${port}`;
+    // The others may still be loading: /health says when none is (each poll a real answer, no sleeping).
+    while (((await (await fetch(`${url}/health`)).json()) as { models: { state: string }[] }).models.some((m) => m.state === "loading"));
     for (const res of [
       await fetch(`${url}/v1/predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) }),
       await fetch(`${url}/health`),

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { startTextServer, writeKeysFile } from "../helpers/generation.ts";
+import { startTextServer } from "../helpers/generation.ts";
+import { keysFile } from "../helpers/keys.ts";
 import type { RunningServer } from "../helpers/server.ts";
 
 // Bounds, not measurements: two shared cores may be busy with other work (the hooks start real servers).
@@ -196,13 +197,13 @@ describe("the openai client, authentication on (API_KEYS_FILE)", () => {
   const clientWith = (apiKey: string) => new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0 });
 
   beforeAll(async () => {
-    const written = writeKeysFile([
+    const written = keysFile([
       { name: "writer", scopes: ["generate"] },
       { name: "classifier", scopes: ["predict"] },
       { name: "limited", scopes: ["generate"], rateLimit: { capacity: 1, refillPerSecond: 0.001 } },
     ]);
-    keys = written.keys;
-    server = await startTextServer({ API_KEYS_FILE: written.file, MAX_TOKENS: "60" });
+    keys = written.secret;
+    server = await startTextServer({ API_KEYS_FILE: written.path, MAX_TOKENS: "60" });
   }, HOOK_TIMEOUT);
   afterAll(async () => {
     await server?.stop("SIGKILL");

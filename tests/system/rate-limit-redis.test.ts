@@ -6,9 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { expectProblem } from "../helpers/http.ts";
-import { freePort, startRedis, type TestRedis } from "../helpers/redis.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startRedis, type TestRedis } from "../helpers/redis.ts";
 import { startServer, type RunningServer } from "../helpers/server.ts";
-import { makeKeys, rateLimitHeadersOf, SETOSA, writeKeyFile } from "../helpers/app.ts";
+import { rateLimitHeadersOf, SETOSA } from "../helpers/app.ts";
+import { makeKeys, writeKeyFile } from "../helpers/keys.ts";
 
 const POLICY = { capacity: 10, refillPerSecond: 2 };
 const HAMMER_MS = 3_000;
@@ -61,12 +63,12 @@ function expectExact(statuses: Record<string, number>) {
   expect(statuses["429"]).toBeGreaterThan(EXPECTED);
 }
 
-/** The server announces the key's own policy (whether this request is let through or not). */
+/** The server announces the key's own policy, named after it (whether this request is let through or not). */
 async function expectKeyPolicy(url: string) {
   const res = await predict(url, { "X-API-Key": secret.hammer });
   await res.arrayBuffer();
   expect([200, 429]).toContain(res.status);
-  expect(rateLimitHeadersOf(res)).toMatchObject({ "ratelimit-policy": '"default";q=10;w=5', "x-ratelimit-limit": "10" });
+  expect(rateLimitHeadersOf(res)).toMatchObject({ "ratelimit-policy": '"hammer";q=10;w=5', "x-ratelimit-limit": "10" });
 }
 
 describe(`exactly ${EXPECTED} ± 1 accepted in ${HAMMER_MS / 1000} s (capacity ${POLICY.capacity}, ${POLICY.refillPerSecond}/s) from ${CLIENTS} clients`, () => {

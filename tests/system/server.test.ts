@@ -230,11 +230,14 @@ describe("start-up and shutdown", () => {
     const failed = await server.waitForLog("model failed to load");
     await server.waitForLog("models loaded");
     const url = String(listening.url).replace(/\/$/, "");
-    expect(failed).toMatchObject({ level: 50, model: "broken", error: expect.any(String) });
+    // The log names the whole path; answers to clients name the file relative to the models folder.
+    expect(failed).toMatchObject({ level: 50, model: "broken", err: { message: expect.stringContaining(join(dir, "broken", "model.onnx")) } });
 
     const readiness = await fetch(`${url}/readiness`);
     expect(readiness.status).toBe(503);
-    expect(((await readiness.json()) as { detail: string }).detail).toStartWith("broken is failed (");
+    const detail = ((await readiness.json()) as { detail: string }).detail;
+    expect(detail).toStartWith("broken is failed (broken/model.onnx: ");
+    expect(detail).not.toContain(dir);
     const broken = await post(`${url}/v1/models/broken/predict`, { features: SETOSA });
     expect(broken.status).toBe(503);
     expect(((await broken.json()) as { detail: string }).detail).toStartWith("model 'broken' failed to load: ");

@@ -3,12 +3,9 @@
  * for a slot, and a client that goes away mid-stream (the slot is freed, the other streams are unaffected).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createApp } from "../../src/main/app.ts";
-import { loadConfig } from "../../src/main/config.ts";
 import { ModelRepository } from "../../src/engine/registry/repository.ts";
 import type { TextGenerator } from "../../src/engine/tasks/text/generator.ts";
-import { createLogger } from "../../src/observability/logger.ts";
-import { MemoryStore } from "../../src/http/middleware/rate-limit.ts";
+import { testApp } from "../helpers/app.ts";
 import { statsReach } from "../helpers/text-model.ts";
 import { engineOptions } from "../helpers/engine.ts";
 import { healthGenerations, parseGenerateStream, sseBlocks, startTextServer, textModelsDir, tokenOf, waitForGenerations } from "../helpers/generation.ts";
@@ -154,12 +151,11 @@ describe("a client that aborts mid-stream", () => {
  * Built before the enclosing describe's tests and closed after them; read its fields inside the tests.
  */
 function inProcessApp(maxStreams: number, env: Record<string, string> = {}) {
-  const built = {} as { repository: ModelRepository; app: ReturnType<typeof createApp> };
+  const built = {} as { repository: ModelRepository; app: ReturnType<typeof testApp>["app"] };
   beforeAll(async () => {
-    built.repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams, maxQueue: 16, maxTokens: 60, maxGenerationMs: 60_000 } }));
+    built.repository = new ModelRepository(textModelsDir(), engineOptions({ generation: { maxStreams, maxQueue: 16, maxGenerationMs: 60_000 } }));
     await built.repository.loadAll();
-    const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", RATE_LIMIT_CAPACITY: "1000000", MAX_TOKENS: "60", ...env });
-    built.app = createApp({ config, repository: built.repository, logger: createLogger("silent"), rateLimitStore: new MemoryStore() });
+    built.app = testApp({ catalog: built.repository, env: { MAX_TOKENS: "60", ...env } }).app;
   }, HOOK_TIMEOUT);
   afterAll(async () => {
     await built.repository?.close();

@@ -1,7 +1,6 @@
-/** One JSON access line per request; it also hands the app's logger to the request (see `requestLog`). */
-import type { Context, MiddlewareHandler } from "hono";
+/** One JSON access line per request; it also hands the app's logger to the request (see `requestLog` in ../env.ts). */
+import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../../observability/logger.ts";
-import { clientPath } from "../problem.ts";
 
 export type AccessLogVariables = {
   /** The app's logger, for `requestLog` to bind the request id to. */
@@ -28,7 +27,7 @@ export function accessLog(logger: Logger): MiddlewareHandler<Env> {
       {
         request_id: c.get("requestId"),
         method: c.req.method,
-        path: clientPath(c),
+        path: c.req.path,
         status: c.res.status,
         latency_ms: Math.round((performance.now() - start) * 1000) / 1000,
         key: c.get("apiKey")?.name,
@@ -39,11 +38,3 @@ export function accessLog(logger: Logger): MiddlewareHandler<Env> {
   };
 }
 
-/**
- * A logger for one request's own lines (errors, say), each carrying its request id: the app's logger, which the
- * access-log middleware puts on the context, bound to the id. Made when asked for, since most requests log
- * nothing but their access line. Undefined where the access log is not mounted.
- */
-export function requestLog(c: Context): Logger | undefined {
-  return (c.get("logger") as Logger | undefined)?.child({ request_id: c.get("requestId") });
-}

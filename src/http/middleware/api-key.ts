@@ -6,9 +6,6 @@ import type { Context, MiddlewareHandler } from "hono";
 import { ProblemError, problemType } from "../problem.ts";
 import type { ApiKey, KeyStore, Scope } from "../../auth/key-store.ts";
 
-export { createKeyStore, generateKey, hashKey, KEY_PREFIX, KeyStoreError, loadKeyStore, parseKeyFile, readKeyFile, SCOPES } from "../../auth/key-store.ts";
-export type { ApiKey, KeyFile, KeyStore, Scope } from "../../auth/key-store.ts";
-
 /** What the middleware sets on the context: the verified key, on routes that need one. Add it to the app's Env. */
 export type ApiKeyVariables = { apiKey?: ApiKey };
 
@@ -25,6 +22,11 @@ export type ApiKeyAuthOptions = {
    * browser history, so allow it only where a header is impossible.
    */
   queryParam?: (c: Context) => string | undefined;
+  /**
+   * Runs before a refusal (401 or 403) is thrown; if it throws, that is thrown instead. The app charges refused
+   * requests to the client address's rate-limit bucket here, so a flood of wrong keys ends in 429s.
+   */
+  onRefusal?: (c: Context) => unknown;
 };
 
 // RFC 6750's b64token: what may follow "Bearer ". Anything else in Authorization is not ours to read.
@@ -49,6 +51,7 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
  * @param {(c: Context) => Scope | undefined} options.scopeFor - The scope a request needs; undefined for public routes.
  * @param {string} [options.realm="api"] - The realm in `WWW-Authenticate`.
  * @param {(c: Context) => string | undefined} [options.queryParam] - The key from the query string, where a route allows it. Default: nowhere.
+ * @param {(c: Context) => unknown} [options.onRefusal] - Runs before a 401/403 is thrown (to charge it to a rate limit, say). Default: nothing.
  * @returns {MiddlewareHandler} The middleware, setting `apiKey` ({@link ApiKeyVariables}).
  * @throws {TypeError} At construction, if `keys` or `scopeFor` is missing or `realm` cannot be quoted in a header.
  *
@@ -66,11 +69,12 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
  * ```
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<{ Variables: ApiKeyVariables }> {
-  const { keys, scopeFor, realm = "api", queryParam } = options ?? ({} as ApiKeyAuthOptions);
+  const { keys, scopeFor, realm = "api", queryParam, onRefusal } = options ?? ({} as ApiKeyAuthOptions);
   // Mistakes in wiring fail at start-up, not on the first request.
   if (!keys || typeof keys.verify !== "function") throw new TypeError("apiKeyAuth: options.keys must be a KeyStore (see loadKeyStore)");
   if (typeof scopeFor !== "function") throw new TypeError("apiKeyAuth: options.scopeFor must be a function returning a scope or undefined");
   if (queryParam !== undefined && typeof queryParam !== "function") throw new TypeError("apiKeyAuth: options.queryParam must be a function");
+  if (onRefusal !== undefined && typeof onRefusal !== "function") throw new TypeError("apiKeyAuth: options.onRefusal must be a function");
   // The realm goes inside a quoted-string; refusing quotes, backslashes and control characters beats escaping them.
   if (typeof realm !== "string" || realm === "" || /["\\\p{Cc}]/u.test(realm)) {
     throw new TypeError(`apiKeyAuth: options.realm must be a non-empty string without quotes, backslashes or control characters; got ${JSON.stringify(realm)}`);
@@ -79,39 +83,31 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<{ Vari
   const challenge = (params = "") => ({ "WWW-Authenticate": `Bearer realm="${realm}"${params}` });
   const howToSend = "Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'.";
 
-  // Not async: a refusal is thrown before next(), and the rest is next()'s own promise (one less per request).
+  /** Charges the refusal (onRefusal, which may throw its own answer instead), then throws it. */
+  const refuse = async (c: Context, status: 401 | 403, detail: string, params = ""): Promise<never> => {
+    await onRefusal?.(c);
+    throw new ProblemError(status, status === 401 ? "Unauthorized" : "Forbidden", detail, {
+      type: problemType(status === 401 ? "unauthorized" : "forbidden"),
+      headers: challenge(params),
+    });
+  };
+
+  // Not async: an accepted request costs no promise of its own, only next()'s.
   return function apiKeyAuth(c, next) {
     const scope = scopeFor(c);
     // Public routes skip the check entirely, so a stale key in a client's config cannot break health checks.
     if (scope === undefined) return next();
 
     const presented = presentedKey(c, queryParam);
-    if (presented === undefined) {
-      throw new ProblemError(401, "Unauthorized", `This route needs an API key with the '${scope}' scope. ${howToSend}`, {
-        type: problemType("unauthorized"),
-        headers: challenge(),
-      });
-    }
-    if (presented === TWO_KEYS) {
-      // Picking one would let a proxy's key and a client's key silently stand in for each other.
-      throw new ProblemError(401, "Unauthorized", "The request carries two different API keys; send one.", {
-        type: problemType("unauthorized"),
-        headers: challenge(`, error="invalid_request"`),
-      });
-    }
+    if (presented === undefined) return refuse(c, 401, `This route needs an API key with the '${scope}' scope. ${howToSend}`);
+    // Picking one would let a proxy's key and a client's key silently stand in for each other.
+    if (presented === TWO_KEYS) return refuse(c, 401, "The request carries two different API keys; send one.", `, error="invalid_request"`);
 
     const key = keys.verify(presented);
-    if (!key) {
-      throw new ProblemError(401, "Unauthorized", "The API key is not valid: it is unknown or has been revoked.", {
-        type: problemType("unauthorized"),
-        headers: challenge(`, error="invalid_token"`),
-      });
-    }
+    if (!key) return refuse(c, 401, "The API key is not valid: it is unknown or has been revoked.", `, error="invalid_token"`);
     if (!key.scopes.includes(scope)) {
-      throw new ProblemError(403, "Forbidden", `API key '${key.name}' lacks the '${scope}' scope this route needs; it has: ${key.scopes.join(", ")}.`, {
-        type: problemType("forbidden"),
-        headers: challenge(`, error="insufficient_scope", scope="${scope}"`),
-      });
+      const detail = `API key '${key.name}' lacks the '${scope}' scope this route needs; it has: ${key.scopes.join(", ")}.`;
+      return refuse(c, 403, detail, `, error="insufficient_scope", scope="${scope}"`);
     }
 
     c.set("apiKey", key);

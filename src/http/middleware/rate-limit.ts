@@ -4,18 +4,17 @@
  * a 429 problem with an honest Retry-After.
  */
 import type { Context, MiddlewareHandler, Next } from "hono";
+import type { ApiKey } from "../../auth/key-store.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { ProblemError, problemResponse, problemType } from "../problem.ts";
 import type { RateLimitStore } from "../../ratelimit/store.ts";
 import { compilePolicy, windowSeconds, type BucketPolicy, type CompiledPolicy, type TakeResult } from "../../ratelimit/token-bucket.ts";
 
-export { MemoryStore, type MemoryStoreOptions } from "../../ratelimit/memory-store.ts";
-export { RedisStore, type RedisStoreOptions } from "../../ratelimit/redis-store.ts";
-export { RateLimitStoreError, type RateLimitStore } from "../../ratelimit/store.ts";
-export { compilePolicy, take, type BucketPolicy, type BucketState, type TakeResult } from "../../ratelimit/token-bucket.ts";
-
-/** Who a request counts against, and under which policy. */
-export type RateLimitSubject = { key: string; policy: BucketPolicy };
+/**
+ * Who a request counts against, under which policy, and the policy's name in the headers (a structured-field
+ * string: printable ASCII without quotes or backslashes; default "default").
+ */
+export type RateLimitSubject = { key: string; policy: BucketPolicy; name?: string };
 
 export type RateLimitOptions = {
   /** Where the buckets live: a {@link MemoryStore} or a {@link RedisStore}. */
@@ -26,8 +25,6 @@ export type RateLimitOptions = {
   failOpen?: boolean;
   /** Where store failures are reported, at warn, at most once per 10 s. Default: not reported. */
   logger?: Logger;
-  /** The policy's name in the RateLimit and RateLimit-Policy headers. Default "default". */
-  policyName?: string;
 };
 
 // One warning per this long while the store keeps failing: enough to notice, not enough to flood the log.
@@ -37,8 +34,8 @@ const WARN_EVERY_MS = 10_000;
  * Rate-limit middleware for Hono: one token per request from the bucket that `identify` names.
  *
  * Every limited response, allowed or refused, carries
- * - `RateLimit-Policy: "default";q=<capacity>;w=<seconds to refill from empty>`
- * - `RateLimit: "default";r=<tokens remaining>;t=<seconds until full>`
+ * - `RateLimit-Policy: "<name>";q=<capacity>;w=<seconds to refill from empty>`
+ * - `RateLimit: "<name>";r=<tokens remaining>;t=<seconds until full>`
  * - `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds until full).
  *
  * A refused request never reaches the handler: a {@link ProblemError} 429 (type /problems/rate-limited) is thrown,
@@ -53,9 +50,8 @@ const WARN_EVERY_MS = 10_000;
  * @param {(c: Context) => RateLimitSubject | undefined} options.identify - The key and policy of a request; undefined = not limited. May be async.
  * @param {boolean} [options.failOpen=true] - Let requests through when the store fails.
  * @param {Logger} [options.logger] - Where store failures are warned about.
- * @param {string} [options.policyName="default"] - The name in the RateLimit headers.
  * @returns {MiddlewareHandler} The middleware handler function.
- * @throws {TypeError} At construction, if store or identify is missing, or policyName cannot go in a header.
+ * @throws {TypeError} At construction, if store or identify is missing.
  *
  * @example
  * ```ts
@@ -73,28 +69,21 @@ const WARN_EVERY_MS = 10_000;
  * ```
  */
 export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
-  const { store, identify, failOpen = true, logger, policyName = "default" } = options ?? ({} as RateLimitOptions);
+  const { store, identify, failOpen = true, logger } = options ?? ({} as RateLimitOptions);
   // Mistakes in wiring fail at start-up, not on the first request.
   if (!store || typeof store.take !== "function") throw new TypeError("rateLimit: options.store must be a RateLimitStore (MemoryStore or RedisStore)");
   if (typeof identify !== "function") throw new TypeError("rateLimit: options.identify must be a function returning { key, policy } or undefined");
   if (typeof failOpen !== "boolean") throw new TypeError("rateLimit: options.failOpen must be a boolean");
   if (logger !== undefined && typeof logger?.warn !== "function") throw new TypeError("rateLimit: options.logger must be a Logger (createLogger)");
-  // The name is a structured-field string; refusing what would need escaping keeps the header trivially valid.
-  if (typeof policyName !== "string" || !/^[\x20-\x7e]+$/.test(policyName) || /["\\]/.test(policyName)) {
-    throw new TypeError(`rateLimit: options.policyName must be printable ASCII without quotes or backslashes; got ${JSON.stringify(policyName)}`);
-  }
 
-  // Policies repeat (one per key at most), so each is compiled once, with the headers that depend on it alone:
-  // by identity first, then by value.
-  const byObject = new WeakMap<BucketPolicy, Announced>();
-  const byValue = new Map<string, Announced>();
-  const announced = (p: BucketPolicy) => {
-    let a = byObject.get(p);
-    if (a) return a;
-    const id = `${p.capacity}/${p.refillPerSecond}`;
-    a = byValue.get(id);
-    if (!a) byValue.set(id, (a = announce(policyName, compilePolicy(p))));
-    byObject.set(p, a);
+  // Policies repeat (one per key at most), so each is compiled once with the headers that depend on it alone,
+  // found by the policy object and the name.
+  const cache = new WeakMap<BucketPolicy, Map<string, Announced>>();
+  const announced = (p: BucketPolicy, name = "default") => {
+    let byName = cache.get(p);
+    if (!byName) cache.set(p, (byName = new Map()));
+    let a = byName.get(name);
+    if (!a) byName.set(name, (a = announce(name, compilePolicy(p))));
     return a;
   };
 
@@ -124,7 +113,7 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
   function limit(c: Context, next: Next, subject: RateLimitSubject | undefined): Promise<Response | void> {
     if (subject === undefined) return next();
     // A bad policy is a bug in identify: it must surface as a 500, not be mistaken for a store failure below.
-    const policy = announced(subject.policy);
+    const policy = announced(subject.policy, subject.name);
     let taken: TakeResult | Promise<TakeResult>;
     try {
       taken = store.take(subject.key, policy.compiled);
@@ -172,6 +161,10 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
 type Announced = { compiled: CompiledPolicy; quotedName: string; rateLimitPolicy: string; limit: string };
 
 function announce(policyName: string, compiled: CompiledPolicy): Announced {
+  // The name is a structured-field string; refusing what would need escaping keeps the header trivially valid.
+  if (!/^[\x20-\x7e]+$/.test(policyName) || /["\\]/.test(policyName)) {
+    throw new TypeError(`rateLimit: a policy name must be printable ASCII without quotes or backslashes; got ${JSON.stringify(policyName)}`);
+  }
   const quotedName = `"${policyName}"`;
   return { compiled, quotedName, rateLimitPolicy: `${quotedName};q=${compiled.capacity};w=${windowSeconds(compiled)}`, limit: String(compiled.capacity) };
 }
@@ -193,4 +186,27 @@ function refusal(policy: CompiledPolicy, result: TakeResult): string {
     `Rate limit exceeded: at most ${policy.capacity} request${s(policy.capacity)} at once, ` +
     `refilled at ${policy.refillPerSecond} per second. Retry in ${result.retryAfterSeconds} second${s(result.retryAfterSeconds)}.`
   );
+}
+
+export type ClientSubjectOptions = {
+  /** Whether a request is limited at all (public routes are not). */
+  limited: (c: Context) => boolean;
+  /** The policy of keys without one of their own, and of client addresses. */
+  defaultPolicy: BucketPolicy;
+  /** The client's address, from the runtime's connection info. */
+  clientAddress?: (c: Context) => string | undefined;
+};
+
+/**
+ * The server's rule for who a request counts against: a verified API key's own bucket (under the key's own
+ * policy, named after the key, or the default one), else the client address's bucket (requests without a valid
+ * key, and every request when authentication is off).
+ */
+export function clientSubject({ limited, defaultPolicy, clientAddress }: ClientSubjectOptions): (c: Context) => RateLimitSubject | undefined {
+  return (c) => {
+    if (!limited(c)) return undefined;
+    const key = c.get("apiKey") as ApiKey | undefined;
+    if (key) return key.rateLimit ? { key: `key:${key.name}`, policy: key.rateLimit, name: key.name } : { key: `key:${key.name}`, policy: defaultPolicy };
+    return { key: `ip:${clientAddress?.(c) ?? "unknown"}`, policy: defaultPolicy };
+  };
 }

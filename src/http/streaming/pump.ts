@@ -1,28 +1,35 @@
-/** Server-sent events shared by the generation routes: one stream of engine events, with keep-alive comments. */
-import type { SSEStreamingApi } from "hono/streaming";
-import type { GenerationEvent } from "../../engine/tasks/text/generator.ts";
+/**
+ * Moving a generation's events to a client over any streaming transport (SSE today): keep-alives while no event
+ * is due, and cancellation when the client goes away, so its generation frees its slot.
+ */
+
+/** Where events go: a transport's view of one client. */
+export type Sink = {
+  /** The client has gone. */
+  readonly closed: boolean;
+  /** Writes one piece of the stream. */
+  write(data: string): Promise<unknown>;
+  /** Writes whatever keeps an idle connection open (an SSE comment, say). */
+  keepAlive(): Promise<unknown>;
+};
 
 /**
- * Feeds each generation event to `onEvent`, writing an SSE comment (`: keep-alive`) whenever `keepAliveMs`
- * pass without one, so idle timeouts (Bun's 10 s, proxies') do not cut a stream that waits for a slot or a
- * slow token. Returns when the events end or the client has gone.
+ * Writes `frame(event)` for each event, and a keep-alive whenever `keepAliveMs` pass without one, so idle
+ * timeouts (Bun's 10 s, proxies') do not cut a stream that waits for a slot or a slow token. Returns when the
+ * events end or the client has gone; ending the iteration early cancels the generation behind it.
  */
-export async function pumpEvents(
-  events: AsyncIterable<GenerationEvent>,
-  stream: SSEStreamingApi,
-  keepAliveMs: number,
-  onEvent: (event: GenerationEvent) => Promise<unknown>,
-): Promise<void> {
+export async function pump<T>(events: AsyncIterable<T>, sink: Sink, keepAliveMs: number, frame: (event: T) => string): Promise<void> {
   const iterator = events[Symbol.asyncIterator]();
   // One timer for the whole stream, pushed back after every event: cheaper per token than a timer each.
-  const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), keepAliveMs);
+  const keepAlive = setInterval(() => void sink.keepAlive().catch(() => {}), keepAliveMs);
   try {
-    // A client that goes away while no event is due is noticed through the engine: disconnection() cancels
-    // the generation, which ends these events.
-    while (!stream.aborted) {
+    // A client that goes away while no event is due is noticed through the engine: the disconnection signal
+    // cancels the generation, which ends these events.
+    while (!sink.closed) {
       const result = await iterator.next();
       if (result.done) return;
-      await onEvent(result.value);
+      const data = frame(result.value);
+      if (data) await sink.write(data);
       keepAlive.refresh();
     }
   } finally {
@@ -34,19 +41,32 @@ export async function pumpEvents(
 
 /**
  * An abort signal for the engine that fires when the client goes away: the request's own signal covers a
- * disconnect before streaming starts, `stream.onAbort` (see `watch`) one during it.
+ * disconnect before streaming starts; `watch` adds the transport's own notice of one during it.
  */
 export function disconnection(request: Request) {
   const controller = new AbortController();
   const abort = () => controller.abort(new Error("client disconnected"));
   request.signal.addEventListener("abort", abort, { once: true });
-  return { signal: controller.signal, watch: (stream: SSEStreamingApi) => stream.onAbort(abort) };
+  return { signal: controller.signal, watch: (onAbort: (listener: () => void) => void) => onAbort(abort) };
 }
 
-/**
- * One server-sent event, the bytes Hono's `writeSSE` would write, for data on one line, which JSON always is
- * (it escapes line breaks). Written with `stream.write`, it skips `writeSSE`'s general handling on every token.
- */
-export function sseEvent(data: string, event?: string): string {
-  return event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`;
+/** Several event streams as one, each event tagged with its stream's index, in arrival order. */
+export async function* merge<T>(streams: AsyncIterable<T>[]): AsyncIterable<{ index: number; event: T }> {
+  const iterators = streams.map((s) => s[Symbol.asyncIterator]());
+  const next = (index: number) => iterators[index]!.next().then((result) => ({ index, result }));
+  const pending = new Map(iterators.map((_, i) => [i, next(i)]));
+  try {
+    while (pending.size > 0) {
+      const { index, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(index);
+        continue;
+      }
+      pending.set(index, next(index));
+      yield { index, event: result.value };
+    }
+  } finally {
+    // Leaving early (client gone, an error) ends every stream, so each generation frees its slot.
+    await Promise.all(iterators.map((it) => it.return?.()));
+  }
 }

@@ -4,19 +4,163 @@
  * and that the OpenAPI document declares exactly what the middleware enforces.
  */
 import { beforeEach, describe, expect, test } from "bun:test";
-import type { Scope } from "../../../src/http/middleware/api-key.ts";
+import { Hono, type Context } from "hono";
+import { createKeyStore, generateKey, hashKey, parseKeyFile, type KeyStore, type Scope } from "../../../src/auth/key-store.ts";
+import { apiKeyAuth, type ApiKeyAuthOptions, type ApiKeyVariables } from "../../../src/http/middleware/api-key.ts";
+import { problemErrorHandler } from "../../../src/http/problem.ts";
+import { createLogger } from "../../../src/observability/logger.ts";
+import { pathOf, send, SETOSA, SETOSA_NAMED, stableHeaders, testApp, WINE_CLASS_0, type Sendable } from "../../helpers/app.ts";
 import { expectOpenAIError, expectProblem } from "../../helpers/http.ts";
-import {
-  keyedApp,
-  makeKeys,
-  pathOf,
-  send,
-  SETOSA,
-  SETOSA_NAMED,
-  stableHeaders,
-  WINE_CLASS_0,
-  type Sendable,
-} from "../../helpers/app.ts";
+import { makeKeys } from "../../helpers/keys.ts";
+
+describe("apiKeyAuth on its own, in a small app per configuration", () => {
+  const predictKey = generateKey();
+  const adminKey = generateKey();
+  const keys: KeyStore = createKeyStore(
+    parseKeyFile(
+      {
+        keys: [
+          { name: "predictor", sha256: hashKey(predictKey), scopes: ["predict"], rateLimit: { capacity: 5, refillPerSecond: 2 } },
+          { name: "operator", sha256: hashKey(adminKey), scopes: ["predict", "generate", "admin"] },
+        ],
+      },
+      "test keys",
+    ),
+  );
+
+  const routeScopes: Record<string, Scope> = { "/predict": "predict", "/generate": "generate", "/stream": "generate", "/admin": "admin" };
+
+  /** A small app: /health is public, the others need the scope above; `handled` lists the paths whose handler ran. */
+  function makeApp(options: Partial<ApiKeyAuthOptions> = {}) {
+    const handled: string[] = [];
+    const app = new Hono<{ Variables: ApiKeyVariables }>();
+    app.use(apiKeyAuth({ keys, scopeFor: (c) => routeScopes[c.req.path], ...options }));
+    const handler = (c: Context<{ Variables: ApiKeyVariables }>) => {
+      handled.push(c.req.path);
+      const key = c.get("apiKey");
+      return c.json({ name: key?.name ?? null, scopes: key?.scopes ?? null, rateLimit: key?.rateLimit ?? null });
+    };
+    for (const path of ["/health", ...Object.keys(routeScopes)]) app.get(path, handler);
+    app.onError(problemErrorHandler(createLogger("silent")));
+    return { app, handled };
+  }
+
+  const { app, handled } = makeApp();
+
+  async function get(path: string, headers: Record<string, string> = {}, target = app) {
+    const res = await target.request(path, { headers });
+    return { res, status: res.status, body: (await res.json()) as Record<string, unknown>, challenge: res.headers.get("www-authenticate") };
+  }
+
+  /** Asserts a problem+json refusal and that no handler ran for it. */
+  async function refused(path: string, headers: Record<string, string>, status: number, target = makeApp()) {
+    const r = await get(path, headers, target.app);
+    expect(r.status).toBe(status);
+    expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+    expect(r.body.status).toBe(status);
+    expect(r.body.instance).toBe(new URL(path, "http://x").pathname);
+    expect(target.handled).toEqual([]);
+    // However it is refused, the key presented is never echoed back.
+    const presented = `${decodeURIComponent(path)} ${Object.values(headers).join(" ")}`.match(/osk_[\w-]+/g) ?? [];
+    for (const key of presented) expect(JSON.stringify(r.body) + r.challenge).not.toContain(key);
+    return r;
+  }
+
+  describe("apiKeyAuth", () => {
+    test("a public route needs no key", async () => {
+      const r = await get("/health");
+      expect(r.status).toBe(200);
+      expect(r.body.name).toBeNull();
+    });
+
+    test("a public route ignores a bad key", async () => {
+      expect((await get("/health", { "X-API-Key": "osk_nonsense" })).status).toBe(200);
+    });
+
+    test("a protected route without a key is 401 with a challenge", async () => {
+      const r = await refused("/predict", {}, 401);
+      expect(r.challenge).toBe('Bearer realm="api"');
+      expect(r.body.type).toBe("/problems/unauthorized");
+      expect(r.body.title).toBe("Unauthorized");
+      expect(r.body.detail).toContain("'predict' scope");
+    });
+
+    test("a malformed Authorization header counts as no key", async () => {
+      for (const authorization of ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", `Token ${predictKey}`, `Bearer ${predictKey} extra`]) {
+        const r = await refused("/predict", { Authorization: authorization }, 401);
+        expect(r.challenge).toBe('Bearer realm="api"');
+      }
+    });
+
+    test("an unknown key is 401 invalid_token", async () => {
+      const near = predictKey.slice(0, -1) + (predictKey.endsWith("A") ? "B" : "A");
+      const attempts: Record<string, string>[] = [{ "X-API-Key": generateKey() }, { Authorization: `Bearer ${near}` }];
+      for (const headers of attempts) {
+        const r = await refused("/predict", headers, 401);
+        expect(r.challenge).toBe('Bearer realm="api", error="invalid_token"');
+        expect(r.body.type).toBe("/problems/unauthorized");
+      }
+    });
+
+    test("a key without the route's scope is 403 insufficient_scope", async () => {
+      const r = await refused("/admin", { "X-API-Key": predictKey }, 403);
+      expect(r.challenge).toBe('Bearer realm="api", error="insufficient_scope", scope="admin"');
+      expect(r.body.type).toBe("/problems/forbidden");
+      expect(r.body.title).toBe("Forbidden");
+      expect(r.body.detail).toContain("'admin' scope");
+    });
+
+    test("two different keys at once are 401", async () => {
+      const r = await refused("/predict", { "X-API-Key": predictKey, Authorization: `Bearer ${adminKey}` }, 401);
+      expect(r.challenge).toBe('Bearer realm="api", error="invalid_request"');
+    });
+
+    test("the same key in both headers is accepted", async () => {
+      expect((await get("/predict", { "X-API-Key": predictKey, Authorization: `Bearer ${predictKey}` })).status).toBe(200);
+    });
+
+    test("a key with the scope passes by X-API-Key, and the handler sees it", async () => {
+      const before = handled.length;
+      const r = await get("/predict", { "X-API-Key": predictKey });
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ name: "predictor", scopes: ["predict"], rateLimit: { capacity: 5, refillPerSecond: 2 } });
+      expect(handled.slice(before)).toEqual(["/predict"]);
+    });
+
+    test("a key with the scope passes by Authorization: Bearer (any case)", async () => {
+      for (const scheme of ["Bearer", "bearer"]) {
+        const r = await get("/admin", { Authorization: `${scheme} ${adminKey}` });
+        expect(r.status).toBe(200);
+        expect(r.body.name).toBe("operator");
+      }
+    });
+
+    test("a key in the query string counts only where queryParam allows it", async () => {
+      const withQuery = () => makeApp({ queryParam: (c) => (c.req.path === "/stream" ? c.req.query("api_key") : undefined) });
+      const allowed = withQuery();
+      const r = await get(`/stream?api_key=${encodeURIComponent(adminKey)}`, {}, allowed.app);
+      expect(r.status).toBe(200);
+      expect(r.body.name).toBe("operator");
+      // Elsewhere the same parameter is not read, on the app that allows it or on one without queryParam.
+      expect((await get(`/generate?api_key=${encodeURIComponent(adminKey)}`, {}, allowed.app)).status).toBe(401);
+      expect((await get(`/stream?api_key=${encodeURIComponent(adminKey)}`)).status).toBe(401);
+      // A query key that disagrees with a header key is as ambiguous as two headers.
+      await refused(`/stream?api_key=${encodeURIComponent(adminKey)}`, { "X-API-Key": predictKey }, 401, withQuery());
+    });
+
+    test("the realm is configurable", async () => {
+      const r = await refused("/predict", {}, 401, makeApp({ realm: "models" }));
+      expect(r.challenge).toBe('Bearer realm="models"');
+    });
+
+    test("configuration mistakes throw at construction", () => {
+      expect(() => apiKeyAuth({ scopeFor: () => undefined } as unknown as ApiKeyAuthOptions)).toThrow("options.keys");
+      expect(() => apiKeyAuth({ keys } as unknown as ApiKeyAuthOptions)).toThrow("options.scopeFor");
+      expect(() => apiKeyAuth({ keys, scopeFor: () => undefined, realm: 'a"b' })).toThrow("options.realm");
+      expect(() => apiKeyAuth({ keys, scopeFor: () => undefined, realm: "" })).toThrow("options.realm");
+    });
+  });
+});
 
 const { store: keys, secret } = makeKeys([
   { name: "predictor", scopes: ["predict"] },
@@ -79,7 +223,7 @@ const keyWithout = (scope: Scope) => (scope === "predict" ? secret.generator : s
 const keyWith = (scope: Scope) => ({ predict: secret.predictor, generate: secret.generator, admin: secret.operator })[scope];
 const label = (r: Sendable) => `${r.method} ${r.path}${r.headers?.["API-Version"] ? ` (API-Version ${r.headers["API-Version"]})` : ""}`;
 
-const { app, repository } = keyedApp({ keys });
+const { app, repository } = testApp({ keys });
 beforeEach(() => repository.reset());
 
 /** Work the handlers did: rows predicted by any model, and reloads. */
@@ -168,9 +312,12 @@ describe("refusals on the OpenAI routes come in OpenAI's error shape, with the s
       const expected = await send(app, reference, headers);
       expect(expected.status).toBe(status);
       const problem = (await expected.json()) as { detail: string };
+      // Refusals are charged to the client's address, so the bucket's counts move from one response to the next.
+      const unlimited = (res: Response) => Object.fromEntries(Object.entries(stableHeaders(res)).filter(([name]) => !name.includes("ratelimit")));
       for (const route of openai) {
         const res = await send(app, route, headers);
-        expect(stableHeaders(res)).toEqual(stableHeaders(expected));
+        expect(unlimited(res)).toEqual(unlimited(expected));
+        expect(res.headers.get("ratelimit-policy")).toBe(expected.headers.get("ratelimit-policy"));
         expect(res.headers.get("www-authenticate")).toStartWith('Bearer realm="api"');
         expect(res.headers.get("x-request-id")).toBeTruthy();
         const error = await expectOpenAIError(res, status, type);
@@ -186,17 +333,18 @@ describe("refusals on the OpenAI routes come in OpenAI's error shape, with the s
     const headers = { "X-API-Key": limited.secret.chatty };
     for (const route of openai) {
       // Fresh apps, so both start with a full bucket of one.
-      const reference429 = keyedApp({ keys: limited.store });
+      const reference429 = testApp({ keys: limited.store });
       expect((await send(reference429.app, reference, headers)).status).toBe(404);
       const expected = await send(reference429.app, reference, headers);
       await expectProblem(expected, 429, "/v1/generate");
 
-      const { app: fresh } = keyedApp({ keys: limited.store });
+      const { app: fresh } = testApp({ keys: limited.store });
       expect((await send(fresh, route, headers)).status).toBe(404);
       const res = await send(fresh, route, headers);
       expect(stableHeaders(res)).toEqual(stableHeaders(expected));
       expect(res.headers.get("retry-after")).toBe("2");
-      expect(res.headers.get("ratelimit")).toBe('"default";r=0;t=2');
+      // The key's own policy, named after it.
+      expect(res.headers.get("ratelimit")).toBe('"chatty";r=0;t=2');
       const error = await expectOpenAIError(res, 429, "rate_limit_error");
       expect(error.code).toBe("rate_limited");
     }
@@ -259,7 +407,7 @@ describe("public routes", () => {
 });
 
 describe("without keys (authentication off)", () => {
-  const open = keyedApp();
+  const open = testApp();
 
   test("every protected route is open, with no key and with any key", async () => {
     for (const route of PROTECTED) {
@@ -303,20 +451,22 @@ describe("the OpenAPI document declares what the middleware enforces", () => {
   });
   const operations = () => Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => [`${method} ${path}`, op] as const));
 
-  test("securitySchemes: ApiKeyAuth (X-API-Key header) and BearerAuth (HTTP bearer)", () => {
+  test("securitySchemes: ApiKeyAuth (X-API-Key header), BearerAuth (HTTP bearer) and ApiKeyQuery (api_key in the query)", () => {
     const schemes = doc.components.securitySchemes!;
-    expect(Object.keys(schemes).sort()).toEqual(["ApiKeyAuth", "BearerAuth"]);
+    expect(Object.keys(schemes).sort()).toEqual(["ApiKeyAuth", "ApiKeyQuery", "BearerAuth"]);
     expect(schemes.ApiKeyAuth).toMatchObject({ type: "apiKey", in: "header", name: "X-API-Key" });
     expect(schemes.BearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(schemes.ApiKeyQuery).toMatchObject({ type: "apiKey", in: "query", name: "api_key" });
     // No document-wide requirement that public operations would inherit.
     expect(doc.security).toBeUndefined();
   });
 
-  test("each protected operation's security names its scope under both schemes; public ones have none", () => {
+  test("each protected operation's security names its scope under both header schemes (the query one too on GET /v1/generate alone); public ones have none", () => {
     const found = Object.fromEntries(operations().map(([name, op]) => [name, op.security]));
     expect(Object.keys(found).sort()).toEqual(Object.keys(SCOPES).sort());
     for (const [name, scope] of Object.entries(SCOPES)) {
-      expect({ name, security: found[name] }).toEqual({ name, security: scope ? [{ ApiKeyAuth: [scope] }, { BearerAuth: [scope] }] : undefined });
+      const query = name === "get /v1/generate" && scope ? [{ ApiKeyQuery: [scope] }] : [];
+      expect({ name, security: found[name] }).toEqual({ name, security: scope ? [{ ApiKeyAuth: [scope] }, { BearerAuth: [scope] }, ...query] : undefined });
     }
   });
 

@@ -4,9 +4,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { expectProblem } from "../../helpers/http.ts";
-import { headerList, keyedApp, makeKeys, rateLimitHeadersOf, send, SETOSA, type Sendable } from "../../helpers/app.ts";
+import { headerList, testApp, rateLimitHeadersOf, send, SETOSA, type Sendable } from "../../helpers/app.ts";
+import { makeKeys } from "../../helpers/keys.ts";
 
 const { store: keys, secret } = makeKeys([{ name: "web", scopes: ["predict", "generate"] }]);
+// The same key with a bucket of its own, small enough to empty: refusals by authentication are charged to the
+// client's address, whose bucket (the default policy) stays out of the way.
+const small = (capacity: number) => makeKeys([{ name: "web", scopes: ["predict", "generate"], rateLimit: { capacity, refillPerSecond: 1 } }]);
 const predict: Sendable = { method: "POST", path: "/v1/predict", body: { features: SETOSA } };
 const EXPOSED = ["RateLimit", "RateLimit-Policy", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Request-Id", "X-Process-Time", "Retry-After"];
 
@@ -19,7 +23,7 @@ function preflight(path: string, origin: string, requestHeaders = "X-API-Key", m
 }
 
 describe("CORS preflight", () => {
-  const t = keyedApp({ keys, env: { RATE_LIMIT_CAPACITY: "3" } });
+  const t = testApp({ keys, env: { RATE_LIMIT_CAPACITY: "3" } });
 
   test("OPTIONS with Origin and Access-Control-Request-Headers: X-API-Key is a 204 allowing the key headers and the methods", async () => {
     for (const path of ["/v1/predict", "/v1/generate", "/v1/chat/completions", "/v1/models/iris/reload"]) {
@@ -49,7 +53,7 @@ describe("CORS preflight", () => {
 });
 
 describe("CORS_ORIGINS allow-list", () => {
-  const t = keyedApp({ keys, env: { CORS_ORIGINS: "https://a.example,https://b.example" } });
+  const t = testApp({ keys, env: { CORS_ORIGINS: "https://a.example,https://b.example" } });
 
   test("an allowed origin is echoed, on the preflight and on the request", async () => {
     for (const origin of ["https://a.example", "https://b.example"]) {
@@ -77,7 +81,7 @@ describe("CORS_ORIGINS allow-list", () => {
 
 describe("requests without Origin (not cross-origin)", () => {
   test("get only Access-Control-Allow-Origin: * (with the default); the same request with an Origin gets the full set", async () => {
-    const { app } = keyedApp({ keys });
+    const { app } = testApp({ keys });
     const plain = await send(app, predict, { "X-API-Key": secret.web });
     expect(plain.status).toBe(200);
     expect([...plain.headers.keys()].filter((h) => h.startsWith("access-control-"))).toEqual(["access-control-allow-origin"]);
@@ -87,19 +91,20 @@ describe("requests without Origin (not cross-origin)", () => {
   });
 
   test("a cacheable GET answered without Origin is still safe for a cross-origin request: ACAO * (default) or Vary: Origin (allow-list)", async () => {
-    const star = await keyedApp().app.request("/v1/models");
+    const star = await testApp().app.request("/v1/models");
     expect(star.headers.get("access-control-allow-origin") === "*" || headerList(star, "vary").includes("origin")).toBe(true);
-    const listed = await keyedApp({ env: { CORS_ORIGINS: "https://a.example" } }).app.request("/v1/models");
+    const listed = await testApp({ env: { CORS_ORIGINS: "https://a.example" } }).app.request("/v1/models");
     expect(headerList(listed, "vary")).toContain("origin");
   });
 });
 
 describe("Access-Control-Expose-Headers", () => {
   test("lists the rate-limit, id, timing and Retry-After headers, on successes and on refusals", async () => {
-    const t = keyedApp({ keys, env: { RATE_LIMIT_CAPACITY: "1" } });
+    const limited = small(1);
+    const t = testApp({ keys: limited.store });
     const responses = [
-      await send(t.app, predict, { "X-API-Key": secret.web, Origin: "https://app.example" }), // 200
-      await send(t.app, predict, { "X-API-Key": secret.web, Origin: "https://app.example" }), // 429
+      await send(t.app, predict, { "X-API-Key": limited.secret.web, Origin: "https://app.example" }), // 200
+      await send(t.app, predict, { "X-API-Key": limited.secret.web, Origin: "https://app.example" }), // 429
       await send(t.app, predict, { Origin: "https://app.example" }), // 401
       await send(t.app, { method: "POST", path: "/v1/completions", body: {} }, { Origin: "https://app.example" }), // 401, OpenAI-shaped
       await t.app.request("/health", { headers: { Origin: "https://app.example" } }),
@@ -115,8 +120,9 @@ describe("Access-Control-Expose-Headers", () => {
 describe("secure headers and request ids", () => {
   /** One response of every kind the app gives, each request sent with `extra` headers. */
   async function everyKind(extra: Record<string, string>) {
-    const t = keyedApp({ keys, env: { RATE_LIMIT_CAPACITY: "2", BODY_LIMIT_BYTES: "128" } });
-    const key = { "X-API-Key": secret.web, ...extra };
+    const limited = small(2);
+    const t = testApp({ keys: limited.store, env: { BODY_LIMIT_BYTES: "128" } });
+    const key = { "X-API-Key": limited.secret.web, ...extra };
     const get = (path: string) => t.app.request(path, { headers: extra });
     return {
       ok: await send(t.app, predict, key),
@@ -160,7 +166,7 @@ describe("secure headers and request ids", () => {
   }
 
   test("a preflight carries them too", async () => {
-    const { app } = keyedApp({ keys });
+    const { app } = testApp({ keys });
     const res = await send(app, preflight("/v1/predict", "https://app.example"));
     expect(res.status).toBe(204);
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
@@ -174,7 +180,7 @@ describe("the body limit", () => {
   const big = JSON.stringify({ features: SETOSA }).slice(0, -1) + " ".repeat(200) + "}";
 
   test("a body over BODY_LIMIT_BYTES with a valid key is a 413 problem+json, and the model is not called", async () => {
-    const t = keyedApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
+    const t = testApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
     const res = await send(t.app, { ...predict, body: big }, { "X-API-Key": secret.web, "Content-Length": String(big.length) });
     const body = await expectProblem(res, 413, "/v1/predict");
     expect(body).toMatchObject({ title: "Content Too Large", detail: `The request body is larger than ${LIMIT} bytes.` });
@@ -184,14 +190,14 @@ describe("the body limit", () => {
   });
 
   test("the limit is enforced before the body is parsed: malformed JSON over the limit is a 413, not a 400", async () => {
-    const t = keyedApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
+    const t = testApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
     const garbage = "{" + "x".repeat(300);
     expect((await send(t.app, { ...predict, body: "{" + "x".repeat(10) }, { "X-API-Key": secret.web })).status).toBe(400);
     await expectProblem(await send(t.app, { ...predict, body: garbage }, { "X-API-Key": secret.web, "Content-Length": String(garbage.length) }), 413, "/v1/predict");
   });
 
   test("a streamed body (no Content-Length) over the limit is a 413 too", async () => {
-    const t = keyedApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
+    const t = testApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
     const bytes = new TextEncoder().encode(big);
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -212,7 +218,7 @@ describe("the body limit", () => {
   });
 
   test("without a key the same body is a 401: authentication comes first, and the body is never read", async () => {
-    const t = keyedApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
+    const t = testApp({ keys, env: { BODY_LIMIT_BYTES: String(LIMIT) } });
     await expectProblem(await send(t.app, { ...predict, body: big }, { "Content-Length": String(big.length) }), 401, "/v1/predict");
     // A body that counts how often it is read from: nothing reads it before the refusal...
     const unread = countingRequest(big, {});

@@ -7,7 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Hono } from "hono";
 import { createLogger } from "../../../src/observability/logger.ts";
 import { problemErrorHandler } from "../../../src/http/problem.ts";
-import { MemoryStore, RedisStore, rateLimit, type RateLimitStore } from "../../../src/http/middleware/rate-limit.ts";
+import { rateLimit } from "../../../src/http/middleware/rate-limit.ts";
+import { MemoryStore } from "../../../src/ratelimit/memory-store.ts";
+import { RedisStore } from "../../../src/ratelimit/redis-store.ts";
+import type { RateLimitStore } from "../../../src/ratelimit/store.ts";
 import { startRedis, type TestRedis } from "../../helpers/redis.ts";
 
 const POLICY = { capacity: 10, refillPerSecond: 2 };

@@ -7,7 +7,8 @@ import { ModelRepository } from "../../../src/engine/registry/repository.ts";
 import { engineOptions } from "../../helpers/engine.ts";
 import { expectOpenAIError, expectProblem } from "../../helpers/http.ts";
 import { modelsDirWith } from "../../helpers/models-dir.ts";
-import { keyedApp, makeKeys, send, SETOSA, UUID, type Sendable } from "../../helpers/app.ts";
+import { testApp, send, SETOSA, UUID, type Sendable } from "../../helpers/app.ts";
+import { makeKeys } from "../../helpers/keys.ts";
 
 const { store: keys, secret } = makeKeys([
   { name: "timer", scopes: ["predict", "generate"] },
@@ -43,7 +44,7 @@ function expectTimed(name: string, res: Response) {
 
 describe("X-Process-Time and Server-Timing", () => {
   test("on every kind of response: 200, 404, 422, 401, 403, 413, 429, OpenAI errors, preflights", async () => {
-    const { app } = keyedApp({ keys, env: { BODY_LIMIT_BYTES: "128" } });
+    const { app } = testApp({ keys, env: { BODY_LIMIT_BYTES: "128" } });
     const key = { "X-API-Key": secret.timer };
     const responses: [string, number, Response][] = [
       ["success", 200, await send(app, predict, key)],
@@ -69,10 +70,10 @@ describe("X-Process-Time and Server-Timing", () => {
 
 describe("Server-Timing from the real engine", () => {
   let repository: ModelRepository;
-  let app: ReturnType<typeof keyedApp<ModelRepository>>["app"];
+  let app: ReturnType<typeof testApp<ModelRepository>>["app"];
   beforeAll(async () => {
     repository = new ModelRepository(modelsDirWith(["iris"]), engineOptions());
-    ({ app } = keyedApp({ keys, repository }));
+    ({ app } = testApp({ keys, catalog: repository }));
     await repository.loadAll();
     expect(repository.status().map((s) => s.state)).toEqual(["ready"]);
   });
@@ -103,7 +104,7 @@ describe("Server-Timing from the real engine", () => {
 });
 
 describe("X-Request-Id", () => {
-  const { app } = keyedApp({ keys });
+  const { app } = testApp({ keys });
 
   test("a sane client id is echoed, and is the request_id of a problem", async () => {
     for (const id of ["abc-123", "A_b=c", "x".repeat(255), "0"]) {
@@ -137,7 +138,7 @@ describe("X-Request-Id", () => {
   });
 
   test("problem bodies carry the response's id as request_id: 401, 403, 404, 413, 422, 429", async () => {
-    const t = keyedApp({ keys, env: { BODY_LIMIT_BYTES: "128" } });
+    const t = testApp({ keys, env: { BODY_LIMIT_BYTES: "128" } });
     const key = { "X-API-Key": secret.timer };
     const cases: [number, string, Response][] = [
       [401, "/v1/predict", await send(t.app, predict)],

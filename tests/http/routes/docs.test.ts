@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import pkg from "../../../package.json" with { type: "json" };
-import { expectProblem, makeApp } from "../../helpers/http.ts";
+import { testApp } from "../../helpers/app.ts";
+import { expectProblem } from "../../helpers/http.ts";
 
 type Schema = Record<string, any>;
 type Operation = {
@@ -29,7 +30,7 @@ const PATHS = [
 ];
 const PREDICT_ERRORS = ["400", "413", "415", "422", "500", "503"];
 
-const { app } = makeApp({ MAX_BATCH_INSTANCES: "3" });
+const { app } = testApp({ env: { MAX_BATCH_INSTANCES: "3" } });
 let doc: Document;
 let docText: string;
 
@@ -149,7 +150,8 @@ describe("the OpenAPI document", () => {
   });
 
   test("/predict documents the API-Version header", () => {
-    const header = doc.paths["/predict"]!.post!.parameters?.find((p) => p.name === "API-Version");
+    // Header names are case-insensitive; the document names it as Hono reads it.
+    const header = doc.paths["/predict"]!.post!.parameters?.find((p) => p.name === "api-version");
     expect(header).toMatchObject({ in: "header", required: false, schema: { type: "string", enum: ["1", "2"] } });
   });
 

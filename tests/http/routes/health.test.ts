@@ -1,9 +1,10 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import pkg from "../../../package.json" with { type: "json" };
 import { EngineError } from "../../../src/engine/errors.ts";
-import { expectProblem, makeApp } from "../../helpers/http.ts";
+import { testApp } from "../../helpers/app.ts";
+import { expectProblem } from "../../helpers/http.ts";
 
-const { app, repository } = makeApp();
+const { app, repository } = testApp();
 beforeEach(() => repository.reset());
 
 const status = (name: string, state: string, error?: string) => ({
@@ -66,27 +67,5 @@ describe("GET /readiness", () => {
     repository.model("wine").selfTestFailure = new EngineError("inference_failed", "self-test produced non-finite probabilities");
     const body = await expectProblem(await app.request("/readiness"), 503, "/readiness");
     expect(body.detail).toBe("wine is failed (self-test failed: self-test produced non-finite probabilities)");
-  });
-});
-
-describe("POST /v1/models/{name}/reload", () => {
-  test("reloads the model and answers its status", async () => {
-    repository.setState("wine", "failed", "bad file");
-    const res = await app.request("/v1/models/wine/reload", { method: "POST" });
-    expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toBe("application/json");
-    expect(await res.json()).toEqual(status("wine", "ready"));
-    expect(repository.reloads).toEqual(["wine"]);
-  });
-
-  test("an unknown model is a 404 problem", async () => {
-    const body = await expectProblem(await app.request("/v1/models/nope/reload", { method: "POST" }), 404, "/v1/models/nope/reload");
-    expect(body).toMatchObject({ type: "/problems/model-not-found", title: "Model not found", detail: "no model named 'nope'; available: iris, wine" });
-    expect(repository.reloads).toEqual([]);
-  });
-
-  test("GET is not a reload", async () => {
-    await expectProblem(await app.request("/v1/models/iris/reload"), 404, "/v1/models/iris/reload");
-    expect(repository.reloads).toEqual([]);
   });
 });

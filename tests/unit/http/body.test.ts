@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { explainBadJson } from "../../../src/http/json-body.ts";
+import { explainBadJson } from "../../../src/http/body.ts";
 import { ProblemError } from "../../../src/http/problem.ts";
 
 const nonFinite = (word: string) => `${word} is not a number JSON allows; send a finite number`;

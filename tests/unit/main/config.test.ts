@@ -16,7 +16,7 @@ describe("loadConfig", () => {
   test("defaults when nothing is set", () => {
     expect(loadConfig({})).toMatchObject({
       NODE_ENV: "development",
-      HOST: "0.0.0.0",
+      HOST: "127.0.0.1",
       PORT: 8000,
       LOG_LEVEL: "info",
       MODELS_DIR: "models",
@@ -34,7 +34,7 @@ describe("loadConfig", () => {
   test("reads strings and coerces numbers", () => {
     const config = loadConfig({
       NODE_ENV: "test",
-      HOST: "127.0.0.1",
+      HOST: "0.0.0.0",
       PORT: "8080",
       LOG_LEVEL: "warn",
       MODELS_DIR: "/srv/models",
@@ -49,7 +49,7 @@ describe("loadConfig", () => {
     });
     expect(config).toMatchObject({
       NODE_ENV: "test",
-      HOST: "127.0.0.1",
+      HOST: "0.0.0.0",
       PORT: 8080,
       LOG_LEVEL: "warn",
       MODELS_DIR: "/srv/models",
@@ -70,7 +70,7 @@ describe("loadConfig", () => {
 
   test("an empty string counts as unset", () => {
     const config = loadConfig({ PORT: "", HOST: "", LOG_LEVEL: "", MAX_BATCH_SIZE: "", DEFAULT_MODEL: "" });
-    expect(config).toMatchObject({ PORT: 8000, HOST: "0.0.0.0", LOG_LEVEL: "info", MAX_BATCH_SIZE: 32, DEFAULT_MODEL: "iris" });
+    expect(config).toMatchObject({ PORT: 8000, HOST: "127.0.0.1", LOG_LEVEL: "info", MAX_BATCH_SIZE: 32, DEFAULT_MODEL: "iris" });
   });
 
   test("variables it does not know are ignored", () => {
@@ -103,7 +103,7 @@ describe("loadConfig", () => {
     const lines = error.message.split("\n").slice(1);
     expect(lines).toHaveLength(3);
     expect(lines.map((l) => l.trim().split("=")[0]).sort()).toEqual(["LOG_LEVEL", "MAX_BATCH_SIZE", "PORT"]);
-    expect(error.message).toContain('LOG_LEVEL="loud": Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"');
+    expect(error.message).toContain('LOG_LEVEL="loud": must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"');
   });
 
   test("a whitespace-only value counts as unset, not as 0", () => {

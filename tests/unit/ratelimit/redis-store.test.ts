@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RedisClient } from "bun";
 import { RedisStore, TAKE_SCRIPT } from "../../../src/ratelimit/redis-store.ts";
 import { RateLimitStoreError } from "../../../src/ratelimit/store.ts";
-import { freePort, startRedis, type TestRedis } from "../../helpers/redis.ts";
+import { freePort } from "../../helpers/ports.ts";
+import { startRedis, type TestRedis } from "../../helpers/redis.ts";
 import { storeContract } from "./store-contract.ts";
 
 let redis: TestRedis;

@@ -1,10 +1,23 @@
 /**
- * OpenAI-compatible routes answer errors in OpenAI's shape, {"error": {message, type, param, code}}, so the
- * official clients raise their usual exceptions. Everything else in the server speaks problem+json; this
- * middleware translates at the edge of these routes, whatever raised the problem (auth, rate limit, zod, engine).
+ * OpenAI's error shape, {"error": {message, type, param, code}}, for the OpenAI-compatible routes, so the official
+ * clients raise their usual exceptions. A route that declares OpenAIError as its error body gets its problems
+ * translated (see ./index.ts), whatever raised them (auth, rate limit, validation, engine).
  */
-import type { MiddlewareHandler } from "hono";
+import { z } from "@hono/zod-openapi";
 import type { Problem } from "../../problem.ts";
+
+export const OpenAIError = z
+  .object({
+    error: z.object({
+      message: z.string().openapi({ example: "The model 'gpt-4' does not exist" }),
+      type: z.string().openapi({ example: "invalid_request_error" }),
+      param: z.string().nullable().openapi({ example: "model" }),
+      code: z.string().nullable().openapi({ example: "model_not_found" }),
+    }),
+  })
+  .openapi("OpenAIError");
+
+export type OpenAIErrorBody = z.infer<typeof OpenAIError>;
 
 const typeByStatus: Record<number, string> = {
   401: "authentication_error",
@@ -15,8 +28,8 @@ const typeByStatus: Record<number, string> = {
   503: "server_error",
 };
 
-/** The OpenAI error body for a problem; validation problems (422) become 400, as OpenAI answers them. */
-export function toOpenAIError(problem: Problem): { status: number; body: { error: { message: string; type: string; param: string | null; code: string | null } } } {
+/** The OpenAI error for a problem; validation problems (422) become 400, as OpenAI answers them. */
+export function toOpenAIError(problem: Problem): { status: number; body: OpenAIErrorBody } {
   const status = problem.status === 422 ? 400 : problem.status;
   const code = problem.type.startsWith("/problems/") ? problem.type.slice("/problems/".length).replaceAll("-", "_") : null;
   const firstPath = problem.errors?.[0]?.path;
@@ -28,16 +41,21 @@ export function toOpenAIError(problem: Problem): { status: number; body: { error
   };
 }
 
-/** Rewrites problem+json responses of the routes below it into OpenAI's error shape, keeping their headers. */
-export function openAIErrors(): MiddlewareHandler {
-  return async function openAIErrors(c, next) {
-    await next();
-    if (!c.res.headers.get("content-type")?.startsWith("application/problem+json")) return;
-    const { status, body } = toOpenAIError((await c.res.json()) as Problem);
-    const headers = new Headers(c.res.headers);
-    headers.set("Content-Type", "application/json");
-    headers.delete("Content-Length");
-    c.res = undefined as unknown as Response; // replace, rather than merge into, the problem response
-    c.res = new Response(JSON.stringify(body), { status, headers });
-  };
+const descriptions: [number, string][] = [
+  [400, "Invalid parameters"],
+  [401, "No API key, or an unknown one"],
+  [403, "The key lacks the generate scope"],
+  [404, "No such model"],
+  [429, "Rate limit reached; see Retry-After"],
+  [500, "Server error"],
+  [503, "Overloaded or not ready; see Retry-After"],
+];
+
+/** OpenAPI response entries for the given error statuses, in OpenAI's shape. */
+export function openAIErrorResponses(...statuses: number[]) {
+  return Object.fromEntries(
+    descriptions
+      .filter(([status]) => statuses.length === 0 || statuses.includes(status))
+      .map(([status, description]) => [status, { description, content: { "application/json": { schema: OpenAIError } } }]),
+  );
 }

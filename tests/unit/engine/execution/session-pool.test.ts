@@ -193,10 +193,10 @@ for (const [placement, inlineInferenceMaxMs] of PLACEMENTS) describe(`TabularCla
 
   test("every model loads and passes its self-test", async () => {
     expect(repository.status()).toEqual([
-      { name: "iris", version: "1.0.0", task: "tabular-classification", state: "ready" },
-      { name: "wine", version: "1.0.0", task: "tabular-classification", state: "ready" },
+      { name: "iris", version: "1.0.0", task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) },
+      { name: "wine", version: "1.0.0", task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) },
     ]);
-    expect(await repository.selfTest()).toEqual({ ready: true, models: repository.status() });
+    expect(await repository.readiness()).toEqual({ ready: true, models: repository.status() });
   });
 
   test("classifies known iris rows", async () => {
