@@ -3,11 +3,12 @@
  * small that handing a run to a worker costs more than the run itself is run on the event loop instead.
  */
 import { readFile, stat } from "node:fs/promises";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
 import { EngineError } from "../errors.ts";
 import { describeValues, openSession, runSession } from "./onnx-session.ts";
-import type { SessionRequest, SessionResponse, TensorData, TensorInfo } from "./session-protocol.ts";
+import type { SessionRequest, SessionResponse, TensorData, TensorInfo, WorkerInit } from "./session-protocol.ts";
+import { startModelWorker, transferList } from "./worker-host.ts";
 
 export type Feeds = Record<string, TensorData>;
 export type Outputs = Record<string, TensorData>;
@@ -121,29 +122,19 @@ class SessionWorker implements Session {
     worker.on("exit", () => this.failAll(new Error("session worker exited")));
   }
 
-  static start(modelPath: string, intraOpThreads: number): Promise<SessionWorker> {
-    const worker = new Worker(workerUrl, { workerData: { modelPath, intraOpThreads } });
-    return new Promise((resolve, reject) => {
-      const onMessage = (message: SessionResponse) => {
-        worker.off("message", onMessage);
-        worker.off("error", onError);
-        if (message.kind === "loaded") resolve(new SessionWorker(worker, message.inputs, message.outputs));
-        else if (message.kind === "load_error") reject(new EngineError("load_failed", message.message));
-      };
-      const onError = (error: Error) => reject(new EngineError("load_failed", error.message));
-      worker.on("message", onMessage);
-      worker.once("error", onError);
-    });
+  static async start(modelPath: string, intraOpThreads: number): Promise<SessionWorker> {
+    const init: WorkerInit = { modelPath, intraOpThreads };
+    const { worker, loaded } = await startModelWorker<Extract<SessionResponse, { kind: "loaded" }>>(workerUrl, init, modelPath);
+    return new SessionWorker(worker, loaded.inputs, loaded.outputs);
   }
 
   run(feeds: Feeds): Promise<Outputs> {
     const id = this.nextId++;
     // Feeds are built for this one call, so their buffers move to the worker without a copy.
-    const transfer = [...new Set(Object.values(feeds).map((t) => t.data.buffer))].filter((b) => b instanceof ArrayBuffer);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       const request: SessionRequest = { kind: "run", id, feeds };
-      this.worker.postMessage(request, transfer);
+      this.worker.postMessage(request, transferList(feeds));
     });
   }
 

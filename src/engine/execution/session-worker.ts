@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
 import { describeValues, openSession, runSession } from "./onnx-session.ts";
 import type { SessionRequest, SessionResponse, WorkerInit } from "./session-protocol.ts";
+import { transferList } from "./worker-host.ts";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -36,8 +37,7 @@ port.on("message", async (request: SessionRequest) => {
   try {
     const outputs = await runSession(session, request.feeds);
     // Output buffers belong to this call alone, so they move to the caller without a copy.
-    const transfer = [...new Set(Object.values(outputs).map((t) => t.data.buffer))].filter((b) => b instanceof ArrayBuffer);
-    send({ kind: "result", id: request.id, outputs }, transfer);
+    send({ kind: "result", id: request.id, outputs }, transferList(outputs));
   } catch (error) {
     send({ kind: "error", id: request.id, message: describe(error) });
   }
