@@ -254,7 +254,7 @@ for (const [placement, inlineInferenceMaxMs] of PLACEMENTS) describe(`TabularCla
     const before = rows.slice(0, 30).map((row) => one(tabularModel(repository, "iris"), row));
     const status = await repository.reload("iris");
     const after = rows.slice(30).map((row) => one(tabularModel(repository, "iris"), row));
-    expect(status).toEqual({ name: "iris", version: "1.0.0", task: "tabular-classification", state: "ready" });
+    expect(status).toEqual({ name: "iris", version: "1.0.0", task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) });
     expect(await Promise.all([...before, ...after])).toEqual(expected);
     expect(tabularModel(repository, "iris")).not.toBe(iris);
     iris = tabularModel(repository, "iris");
