@@ -164,8 +164,10 @@ describe("MicroBatcher", () => {
       { status: "rejected", reason: new Error("cannot take bad") },
       { status: "fulfilled", value: { result: "ok:c", timing: expect.any(Object) } },
     ]);
-    // The failed batch is run again one request at a time.
+    // The failed batch is run again one request at a time, one after another: the retries hold the batch's
+    // place, so they never run more batches at once than `concurrency`.
     expect(runner.batches).toEqual([["a", "bad", "c"], ["a"], ["bad"], ["c"]]);
+    expect(runner.maxInFlight).toBe(1);
   });
 
   test("a runBatch returning the wrong number of results fails its requests", async () => {
