@@ -143,7 +143,7 @@ export function toGenerationParams(
   logprobs: { logprobs?: number; promptLogprobs?: boolean } = {},
 ): GenerationParams {
   const d = DEFAULTS[family];
-  const maxTokens = fields.max_tokens ?? d.max_tokens ?? limits.maxTokens;
+  const maxTokens = fields.max_tokens ?? Math.min(d.max_tokens ?? limits.maxTokens, limits.maxTokens);
   const minTokens = fields.min_tokens ?? 0;
   if (fields.max_tokens != null && minTokens > maxTokens) {
     throw invalidFields([{ path: "min_tokens", message: `is ${minTokens}, more than max_tokens (${maxTokens})` }]);

@@ -65,6 +65,9 @@ export function humanMessage(issue: Issue): string | undefined {
       if (expected.length !== issue.errors.length) return `is not valid here (got ${describeValue(issue.input)})`;
       return `must be ${[...new Set(expected)].map((e) => TYPE_NAMES[e] ?? e).join(" or ")}, got ${describeValue(issue.input)}`;
     }
+    case "invalid_key":
+      // A record's key: what its own schema says of it.
+      return issue.issues[0]?.message ?? "is not an allowed key";
     case "invalid_format":
       return `must be a valid ${issue.format}`;
     case "not_multiple_of":

@@ -4,15 +4,22 @@
  */
 import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
-import { readManifestOf, type ModelManifest, type ModelTask, type TabularManifest } from "../../src/engine/registry/manifest.ts";
+import { readManifestOf, type ModelManifest, type ModelTask, type TabularManifest, type TextGenerationManifest } from "../../src/engine/registry/manifest.ts";
 import type { ModelCatalog, ModelState, ModelStatus, Readiness, ServedModel, ServedModelOf } from "../../src/engine/registry/repository.ts";
 import type { Classification, Predictions, TabularModel } from "../../src/engine/tasks/tabular/classifier.ts";
+import type { GenerationEvent, GenerationParams, StreamStats, TextModel, TokenLogprob } from "../../src/engine/tasks/text/generator.ts";
 
 export const MODELS_DIR = join(import.meta.dir, "..", "..", "models");
+const TINY_LM = join(import.meta.dir, "..", "fixtures", "tiny-lm");
 
 /** The real manifest of a tabular model under models/. */
 export function realManifest(name: string): TabularManifest {
   return readManifestOf(join(MODELS_DIR, name), "tabular-classification");
+}
+
+/** The tiny test language model's real manifest (a text-generation model with a 64-token context). */
+export function tinyLmManifest(): TextGenerationManifest {
+  return readManifestOf(TINY_LM, "text-generation");
 }
 
 /**
@@ -59,7 +66,72 @@ export class FakeTabularModel implements TabularModel {
   }
 }
 
-type Entry = { manifest: TabularManifest; state: ModelState; model: FakeTabularModel; error?: string };
+/** A logprob entry for the fake's token `text`, with `alternatives` made-up alternatives. */
+function fakeLogprob(text: string, alternatives: number): TokenLogprob {
+  const bytes = [...new TextEncoder().encode(text)];
+  return {
+    token: text,
+    bytes,
+    logprob: -0.5,
+    top: Array.from({ length: alternatives }, (_, i) => (i === 0 ? { token: text, bytes, logprob: -0.5 } : { token: `alt${i}`, bytes: [97, 108, 116, 48 + i], logprob: -1 - i })),
+  };
+}
+
+/**
+ * A text model without ONNX, for route tests: every generation's parameters are recorded, and it answers the
+ * tokens " w0", " w1", ... up to maxTokens (finish "length"), one per event, with log-probabilities when asked and
+ * the prompt's words as its tokens; a prompt counts one token per space-separated word.
+ */
+export class FakeTextModel implements TextModel {
+  readonly task = "text-generation" as const;
+  /** The parameters of every generate() call, in call order. */
+  readonly calls: GenerationParams[] = [];
+  /** When set, generate() rejects with it (before any event). */
+  failWith: unknown;
+
+  constructor(readonly manifest: TextGenerationManifest) {}
+
+  async generate(params: GenerationParams): Promise<{ promptTokens: number; events: AsyncIterable<GenerationEvent> }> {
+    this.calls.push(params);
+    if (this.failWith !== undefined) throw this.failWith;
+    const words = params.prompt.split(" ");
+    const promptTokens = words.length;
+    const count = params.fitToContext ? Math.min(params.maxTokens, this.manifest.context_length - promptTokens) : params.maxTokens;
+    const alternatives = params.logprobs ?? 0;
+    async function* events(): AsyncIterable<GenerationEvent> {
+      if (params.logprobs !== undefined && params.promptLogprobs) {
+        yield { type: "prompt", tokens: words.map((w, i) => ({ ...fakeLogprob(i === 0 ? w : ` ${w}`, i === 0 ? 0 : alternatives), ...(i === 0 ? { logprob: null } : {}) })) };
+      }
+      for (let index = 0; index < count; index++) {
+        const text = ` w${index}`;
+        yield { type: "token", text, index, ...(params.logprobs === undefined ? {} : { logprobs: [fakeLogprob(text, alternatives)] }) };
+      }
+      yield { type: "done", finishReason: "length", usage: { promptTokens, completionTokens: count, totalTokens: promptTokens + count } };
+    }
+    return { promptTokens, events: events() };
+  }
+
+  stats(): StreamStats {
+    return { active: 0, queued: 0, steps: 0, prefills: 0 };
+  }
+
+  onStats(): () => void {
+    return () => {};
+  }
+
+  async selfTest(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  reset() {
+    this.calls.length = 0;
+    this.failWith = undefined;
+  }
+}
+
+type Entry = { manifest: ModelManifest; state: ModelState; model: FakeTabularModel | FakeTextModel; error?: string };
+
+const fakeModel = (manifest: ModelManifest) => (manifest.task === "text-generation" ? new FakeTextModel(manifest) : new FakeTabularModel(manifest));
 
 /** Implements what the HTTP layer needs of a repository, with the real repository's errors. */
 export class FakeRepository implements ModelCatalog {
@@ -70,8 +142,8 @@ export class FakeRepository implements ModelCatalog {
   reloadFailure: unknown;
   revision = 0;
 
-  constructor(private readonly initial: TabularManifest[] = [realManifest("iris"), realManifest("wine")]) {
-    for (const manifest of initial) this.entries.set(manifest.name, { manifest, state: "ready", model: new FakeTabularModel(manifest) });
+  constructor(private readonly initial: ModelManifest[] = [realManifest("iris"), realManifest("wine")]) {
+    for (const manifest of initial) this.entries.set(manifest.name, { manifest, state: "ready", model: fakeModel(manifest) });
   }
 
   get names(): string[] {
@@ -96,14 +168,23 @@ export class FakeRepository implements ModelCatalog {
   }
 
   /** Serves a new version of a model, as a reload that read `manifest` would. */
-  serve(manifest: TabularManifest) {
-    this.entries.set(manifest.name, { manifest, state: "ready", model: new FakeTabularModel(manifest) });
+  serve(manifest: ModelManifest) {
+    this.entries.set(manifest.name, { manifest, state: "ready", model: fakeModel(manifest) });
     this.revision++;
   }
 
-  /** The fake model behind a name, ready or not (for setting failures and reading calls). */
+  /** The fake tabular model behind a name, ready or not (for setting failures and reading calls). */
   model(name: string): FakeTabularModel {
-    return this.entry(name).model;
+    const model = this.entry(name).model;
+    if (!(model instanceof FakeTabularModel)) throw new Error(`${name} is not a tabular model`);
+    return model;
+  }
+
+  /** The fake text model behind a name. */
+  textModel(name: string): FakeTextModel {
+    const model = this.entry(name).model;
+    if (!(model instanceof FakeTextModel)) throw new Error(`${name} is not a text model`);
+    return model;
   }
 
   setState(name: string, state: ModelState, error?: string) {

@@ -1,4 +1,6 @@
 import { beforeEach, describe, expect, test } from "bun:test";
+import type { TabularManifest } from "../../../src/engine/registry/manifest.ts";
+import { realManifest } from "../../helpers/fake-repository.ts";
 import { testApp } from "../../helpers/app.ts";
 import { expectProblem, postJson } from "../../helpers/http.ts";
 
@@ -248,5 +250,66 @@ describe("POST /predict, versioned by API-Version", () => {
   test("problems from POST /predict name /predict as the instance", async () => {
     await expectProblem(await postJson(app, "/predict", { features: [1, 2, 3] }), 422, "/predict");
     await expectProblem(await postJson(app, "/predict", {}, { "API-Version": "2" }), 422, "/predict");
+  });
+});
+
+describe("the default model's manifest is live: a new version changes what every route checks", () => {
+  const iris = realManifest("iris");
+  // Version 2 renames a feature and tightens a bound; its labels are new too.
+  const v2: TabularManifest = {
+    ...iris,
+    version: "2.0.0",
+    features: iris.features.map((f) => (f.name === "sepal_length" ? { ...f, name: "sepal_len", maximum: 8 } : f)),
+    labels: ["a", "b", "c"],
+  };
+  const oldNames = named(VERSICOLOR_ROW);
+  const { sepal_length, ...rest } = oldNames;
+  const newNames = { sepal_len: sepal_length, ...rest };
+
+  test("before: the old names and bounds", async () => {
+    expect((await postJson(app, "/v2/predict", oldNames)).status).toBe(200);
+    expect((await postJson(app, "/v1/predict", { features: [9, 3, 2, 1] })).status).toBe(200);
+  });
+
+  test("after a new version: old names are refused everywhere, new ones served; the new bound holds on every route", async () => {
+    repository.serve(v2);
+    for (const path of ["/v2/predict", "/predict"]) {
+      const headers: Record<string, string> = path === "/predict" ? { "API-Version": "2" } : {};
+      const refused = await expectProblem(await postJson(app, path, oldNames, headers), 422, path);
+      expect(refused.errors).toEqual([
+        { path: "sepal_len", message: "sepal_len is required" },
+        { path: "(body)", message: "unknown feature 'sepal_length'; expected sepal_len, sepal_width, petal_length, petal_width" },
+      ]);
+      const served = (await (await postJson(app, path, newNames, headers)).json()) as { version: string; label: string };
+      expect(served).toMatchObject({ version: "2.0.0", label: "b" });
+    }
+    for (const path of ["/v1/predict", "/predict", "/v1/models/iris/predict"]) {
+      const body = await expectProblem(await postJson(app, path, { features: [9, 3, 2, 1] }), 422, path);
+      expect(body.errors).toEqual([{ path: "features.0", message: "sepal_len must be at most 8 cm" }]);
+    }
+    const batch = await expectProblem(await postJson(app, "/v1/predict/batch", { instances: [[5, 3, 2, 1], [9, 3, 2, 1]] }), 422, "/v1/predict/batch");
+    expect(batch.errors).toEqual([{ path: "instances.1.0", message: "sepal_len must be at most 8 cm" }]);
+    expect(((await (await postJson(app, "/v1/predict", { features: [5, 3, 2, 1] })).json()) as { label: string }).label).toBe("a");
+  });
+
+  test("/doc follows: the bodies of the default model's routes show the new version's features", async () => {
+    const schemaOf = async (path: string) => {
+      const doc = (await (await app.request("/doc")).json()) as { paths: Record<string, { post: { requestBody: { content: Record<string, { schema: unknown }> } } }> };
+      return JSON.stringify(doc.paths[path]!.post.requestBody.content["application/json"]!.schema);
+    };
+    expect(await schemaOf("/v2/predict")).toContain('"sepal_length"');
+    repository.serve(v2);
+    const after = await schemaOf("/v2/predict");
+    expect(after).toContain('"sepal_len"');
+    expect(after).not.toContain('"sepal_length"');
+    expect(await schemaOf("/v1/predict")).toContain("sepal_len, sepal_width");
+  });
+
+  test("a default model that failed to load answers 503 on its routes, never a 200", async () => {
+    repository.setState("iris", "failed", "iris/model.onnx: protobuf parsing failed");
+    for (const [path, body] of [["/v1/predict", { features: SETOSA_ROW }], ["/v2/predict", named(SETOSA_ROW)], ["/predict", { features: SETOSA_ROW }]] as const) {
+      const problem = await expectProblem(await postJson(app, path, body), 503, path);
+      expect(problem.detail).toBe("model 'iris' failed to load: iris/model.onnx: protobuf parsing failed");
+    }
   });
 });
