@@ -5,6 +5,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import { readManifestOf, type TextGenerationManifest } from "../../src/engine/registry/manifest.ts";
 import type { GenerationEvent, GenerationParams, TextGenerator, TextGeneratorOptions, Usage } from "../../src/engine/tasks/text/generator.ts";
+import { textCodec, type TextCodec } from "../../src/engine/tasks/text/text-stream.ts";
 
 export const TINY_LM = join(import.meta.dir, "..", "fixtures", "tiny-lm");
 export const tinyManifest = (): TextGenerationManifest => readManifestOf(TINY_LM, "text-generation");
@@ -13,6 +14,12 @@ export const TEST_OPTIONS: TextGeneratorOptions = { maxStreams: 16, maxQueue: 32
 
 export function loadTokenizer(dir = TINY_LM): Tokenizer {
   return new Tokenizer(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")), {});
+}
+
+/** The tiny model's tokenizer as generation uses it. */
+export function tinyCodec(): TextCodec {
+  const json = JSON.parse(readFileSync(join(TINY_LM, "tokenizer.json"), "utf8"));
+  return textCodec(new Tokenizer(json, {}), json, tinyManifest().eos_token);
 }
 
 export const decode = (tokenizer: Tokenizer, ids: number[]) =>
@@ -120,6 +127,17 @@ export class ReferenceDecoder {
       }
       input = [next];
     }
+  }
+
+  /** The logits at every position of `ids` run as one sequence from an empty cache: [ids.length × vocab]. */
+  async logits(ids: number[]): Promise<Float32Array> {
+    const i64 = (values: number[]) => new ort.Tensor("int64", BigInt64Array.from(values, BigInt), [1, values.length]);
+    const feeds: Record<string, ort.Tensor> = { input_ids: i64(ids), attention_mask: i64(ids.map(() => 1)), position_ids: i64(ids.map((_, i) => i)) };
+    for (const m of this.session.inputMetadata) {
+      if (m.isTensor && m.name.startsWith("past_key_values.")) feeds[m.name] = new ort.Tensor("float32", new Float32Array(0), [1, m.shape[1] as number, 0, m.shape[3] as number]);
+    }
+    const out = await this.session.run(feeds);
+    return Float32Array.from(out.logits!.data as Float32Array);
   }
 
   async close() {

@@ -4,13 +4,12 @@
  * per-step updates into one async iterator of events per request.
  */
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { EngineError } from "../../errors.ts";
+import { startModelWorker } from "../../execution/worker-host.ts";
 import type { TextGenerationManifest } from "../../registry/manifest.ts";
-import type { FromWorker, GenerationWorkerInit, ModelShape, StreamEvent, StreamRequest, StreamStats, ToWorker } from "./protocol.ts";
+import type { FromWorker, GenerationWorkerInit, StreamEvent, StreamRequest, StreamStats, ToWorker } from "./protocol.ts";
 import { randomSeed } from "./sampling.ts";
-
-export type { ModelShape } from "./protocol.ts";
 
 export type GenerationParams = {
   prompt: string;
@@ -98,7 +97,6 @@ export class TextGenerator implements TextModel {
     private readonly worker: Worker,
     readonly manifest: TextGenerationManifest,
     private readonly options: TextGeneratorOptions,
-    private readonly modelShape: ModelShape,
   ) {
     worker.on("message", (message: FromWorker) => this.receive(message));
     worker.on("error", (error: Error) => this.die(`the generation worker failed: ${error.message}`));
@@ -123,31 +121,8 @@ export class TextGenerator implements TextModel {
       maxGenerationMs: opts.maxGenerationMs,
       intraOpThreads: opts.intraOpThreads,
     };
-    const worker = new Worker(workerUrl, { workerData: init });
-    const shape = await new Promise<ModelShape>((resolve, reject) => {
-      const fail = (message: string) => {
-        cleanup();
-        void worker.terminate();
-        reject(new EngineError("load_failed", `${manifest.name}: ${message}`));
-      };
-      const onMessage = (message: FromWorker) => {
-        if (message.kind === "ready") {
-          cleanup();
-          resolve(message.shape);
-        } else if (message.kind === "load_error") fail(message.message);
-      };
-      const onError = (error: Error) => fail(error.message);
-      const onExit = () => fail("the generation worker exited while loading");
-      const cleanup = () => {
-        worker.off("message", onMessage);
-        worker.off("error", onError);
-        worker.off("exit", onExit);
-      };
-      worker.on("message", onMessage);
-      worker.on("error", onError);
-      worker.on("exit", onExit);
-    });
-    const generator = new TextGenerator(worker, manifest, opts, shape);
+    const { worker } = await startModelWorker(workerUrl, init, manifest.name);
+    const generator = new TextGenerator(worker, manifest, opts);
     try {
       await generator.selfTest();
     } catch (error) {
@@ -155,11 +130,6 @@ export class TextGenerator implements TextModel {
       throw new EngineError("load_failed", `${manifest.name}: the warm-up generation failed: ${error instanceof Error ? error.message : error}`);
     }
     return generator;
-  }
-
-  /** Layers, key/value heads, head size and vocabulary as read from the ONNX graph; the context length from the manifest. */
-  shape(): ModelShape {
-    return { ...this.modelShape };
   }
 
   /** Streams holding a slot, streams waiting for one, and decode steps and prefill runs so far. */

@@ -1,9 +1,6 @@
 /** Messages between a TextGenerator (main thread) and its generation worker. */
 import type { EngineErrorCode } from "../../errors.ts";
 
-/** The model's shape as read from the ONNX graph (and, for the context, the manifest). */
-export type ModelShape = { layers: number; kvHeads: number; headDim: number; vocab: number; contextLength: number };
-
 export type GenerationWorkerInit = {
   modelPath: string;
   tokenizerPath: string;
@@ -43,9 +40,9 @@ export type ToWorker =
   | { kind: "close" };
 
 export type FromWorker =
-  | { kind: "ready"; shape: ModelShape }
+  | { kind: "loaded" }
   | { kind: "load_error"; message: string }
   | { kind: "accepted"; id: number; promptTokens: number }
   | { kind: "rejected"; id: number; code: EngineErrorCode; message: string; retryAfter?: number }
-  /** After every decode step, and whenever membership changes: the events since the last update, and the counts. */
+  /** The events since the last update, and the counts (see GenerationScheduler for when updates go out). */
   | { kind: "update"; stats: StreamStats; events: StreamEvent[] };

@@ -1,5 +1,27 @@
-/** Turning a stream of token ids into text pieces: incremental detokenization, then stop sequences. */
+/** Between text and token ids: tokenizing a prompt, incremental detokenization, then stop sequences. */
 import type { Tokenizer } from "@huggingface/tokenizers";
+
+/** What generation needs of a tokenizer. */
+export interface TextCodec {
+  /** The prompt's token ids. */
+  encode(text: string): number[];
+  /** A detokenizer for one stream. */
+  newDetokenizer(): Detokenizer;
+  /** The token that ends a generation, if the model has one. */
+  readonly eosId: number | undefined;
+}
+
+/** The codec for a tokenizer loaded from its tokenizer.json (`json`); throws if `eosToken` is not in its vocabulary. */
+export function textCodec(tokenizer: Tokenizer, json: { decoder?: unknown }, eosToken: string | undefined): TextCodec {
+  const decode = (ids: number[]) => (ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
+  const eosId = eosToken === undefined ? undefined : tokenizer.token_to_id(eosToken);
+  if (eosToken !== undefined && eosId === undefined) throw new Error(`the eos_token '${eosToken}' is not in the tokenizer's vocabulary`);
+  return {
+    encode: (text) => tokenizer.encode(text).ids,
+    newDetokenizer: detokenizerFor(tokenizer, json.decoder, decode),
+    eosId,
+  };
+}
 
 /** Turns one stream's token ids into text as they come. */
 export interface Detokenizer {

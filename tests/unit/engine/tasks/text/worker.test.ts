@@ -44,7 +44,7 @@ const eventsOf = (id: number, events: StreamEvent[]) => events.filter((e) => e.i
 test("a cancelled stream gets no step after the worker sees the cancel; its slot frees at once; the other runs on", async () => {
   const { worker, updates, next } = start();
   const send = (m: ToWorker) => worker.postMessage(m);
-  await next((m) => m.kind === "ready");
+  await next((m) => m.kind === "loaded");
 
   send({ kind: "submit", id: 1, request: request("And it came to pass", 50) });
   send({ kind: "submit", id: 2, request: request("In the beginning", 40) });
@@ -72,7 +72,7 @@ test("a cancelled stream gets no step after the worker sees the cancel; its slot
 
 test("a bad request is rejected with the reason before anything is queued", async () => {
   const { worker, next } = start();
-  await next((m) => m.kind === "ready");
+  await next((m) => m.kind === "loaded");
   worker.postMessage({ kind: "submit", id: 7, request: request("Then ".repeat(80), 5) } satisfies ToWorker);
   const answer = await next((m) => m.kind === "rejected" || m.kind === "accepted");
   expect(answer).toMatchObject({ kind: "rejected", id: 7, code: "invalid_input" });
