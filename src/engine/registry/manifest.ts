@@ -89,12 +89,8 @@ export type ManifestOf<T extends ModelTask> = Extract<ModelManifest, { task: T }
 /** Reads `<dir>/model.json` like readManifest, and throws a ManifestError unless it is a manifest of `task`. */
 export function readManifestOf<T extends ModelTask>(dir: string, task: T): ManifestOf<T> {
   const manifest = readManifest(dir);
-  if (!isManifestOf(manifest, task)) throw new ManifestError(`${join(dir, "model.json")}: task is '${manifest.task}', expected '${task}'`);
-  return manifest;
-}
-
-export function isManifestOf<T extends ModelTask>(manifest: ModelManifest, task: T): manifest is ManifestOf<T> {
-  return manifest.task === task;
+  if (manifest.task !== task) throw new ManifestError(`${join(dir, "model.json")}: task is '${manifest.task}', expected '${task}'`);
+  return manifest as ManifestOf<T>;
 }
 
 /** A valid row for a tabular model: each feature's example, else a value its bounds allow. */

@@ -1,7 +1,7 @@
 /**
  * Security response headers, the same set and values as Hono's secureHeaders() defaults. Hono's sets them on the
- * finished response after the handler; on Bun, changing a finished response's headers is slow, which halved
- * /v1/predict's throughput when measured with wrk. These are set before the handler, so the response is built with them.
+ * finished response after the handler; on Bun, changing a finished response's headers is slow (see
+ * docs/performance.md). These are set before the handler, so the response is built with them.
  */
 import type { MiddlewareHandler } from "hono";
 
