@@ -10,7 +10,7 @@ import { textCodec, type TextCodec } from "../../src/engine/tasks/text/text-stre
 export const TINY_LM = join(import.meta.dir, "..", "fixtures", "tiny-lm");
 export const tinyManifest = (): TextGenerationManifest => readManifestOf(TINY_LM, "text-generation");
 
-export const TEST_OPTIONS: TextGeneratorOptions = { maxStreams: 16, maxQueue: 32, maxTokens: 60, maxGenerationMs: 30_000, intraOpThreads: 1 };
+export const TEST_OPTIONS: TextGeneratorOptions = { maxStreams: 16, maxQueue: 32, maxGenerationMs: 30_000, intraOpThreads: 1 };
 
 export function loadTokenizer(dir = TINY_LM): Tokenizer {
   return new Tokenizer(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")), {});
@@ -25,33 +25,39 @@ export function tinyCodec(): TextCodec {
 export const decode = (tokenizer: Tokenizer, ids: number[]) =>
   ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
 
+/** Greedy decoding of at most maxTokens, refused if they do not fit in the context; nothing else asked. */
 export const greedy = (prompt: string, maxTokens: number, stop: string[] = []): GenerationParams => ({
   prompt,
   maxTokens,
+  fitToContext: false,
   temperature: 0,
   topK: 0,
   topP: 1,
   stop,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  logitBias: new Map(),
+  minTokens: 0,
+  ignoreEos: false,
 });
 
 export const sampled = (prompt: string, maxTokens: number, seed: number | undefined): GenerationParams => ({
-  prompt,
-  maxTokens,
+  ...greedy(prompt, maxTokens),
   temperature: 0.9,
   topK: 40,
   topP: 0.95,
   ...(seed === undefined ? {} : { seed }),
-  stop: [],
 });
 
-export type Collected = { promptTokens: number; text: string; pieces: { text: string; index: number }[]; finishReason: string; usage: Usage };
+export type Collected = { promptTokens: number; text: string; pieces: Extract<GenerationEvent, { type: "token" }>[]; finishReason: string; usage: Usage };
 
+/** Reads a generation's events, checking their order: tokens, then done last. */
 export async function collect(events: AsyncIterable<GenerationEvent>): Promise<Omit<Collected, "promptTokens">> {
-  const pieces: { text: string; index: number }[] = [];
+  const pieces: Extract<GenerationEvent, { type: "token" }>[] = [];
   let done: Extract<GenerationEvent, { type: "done" }> | undefined;
   for await (const event of events) {
     if (done) throw new Error("an event after done");
-    if (event.type === "token") pieces.push({ text: event.text, index: event.index });
+    if (event.type === "token") pieces.push(event);
     else done = event;
   }
   if (!done) throw new Error("the events ended without done");
@@ -78,7 +84,7 @@ export function statsReach(generator: TextGenerator, ok: (s: ReturnType<TextGene
 
 /**
  * The plain way to decode greedily: onnxruntime-node directly, batch 1, a KV cache, no batching, no worker.
- * Stops at EOS, at maxTokens, or when prompt + completion reach the context length.
+ * Stops at EOS (unless told not to), at maxTokens, or when prompt + completion reach the context length.
  */
 export class ReferenceDecoder {
   private constructor(
@@ -92,7 +98,16 @@ export class ReferenceDecoder {
     return new ReferenceDecoder(session, loadTokenizer(dir), readManifestOf(dir, "text-generation"));
   }
 
-  async greedy(prompt: string, maxTokens: number): Promise<{ promptIds: number[]; ids: number[]; text: string; finishReason: "stop" | "length" }> {
+  async greedy(
+    prompt: string,
+    maxTokens: number,
+    options: {
+      /** Changes a copy of each step's logits before the argmax, given the tokens generated so far. */
+      adjust?: (logits: Float32Array, generated: readonly number[]) => void;
+      /** The EOS token does not stop it. */
+      ignoreEos?: boolean;
+    } = {},
+  ): Promise<{ promptIds: number[]; ids: number[]; text: string; finishReason: "stop" | "length" }> {
     const promptIds = this.tokenizer.encode(prompt).ids;
     const eos = this.manifest.eos_token === undefined ? undefined : this.tokenizer.token_to_id(this.manifest.eos_token);
     const pastNames = this.session.inputNames.filter((n) => n.startsWith("past_key_values."));
@@ -117,11 +132,15 @@ export class ReferenceDecoder {
       past = Object.fromEntries(pastNames.map((n) => [n, out[n.replace("past_key_values.", "present.")]!]));
       const logits = out.logits!;
       const vocab = logits.dims[2]!;
-      const last = (logits.data as Float32Array).subarray((input.length - 1) * vocab, input.length * vocab);
+      let last = (logits.data as Float32Array).subarray((input.length - 1) * vocab, input.length * vocab);
+      if (options.adjust) {
+        last = Float32Array.from(last);
+        options.adjust(last, ids);
+      }
       let next = 0;
       for (let i = 1; i < vocab; i++) if (last[i]! > last[next]!) next = i;
       ids.push(next);
-      if (next === eos) return { promptIds, ids, text: decode(this.tokenizer, ids.slice(0, -1)), finishReason: "stop" };
+      if (next === eos && !options.ignoreEos) return { promptIds, ids, text: decode(this.tokenizer, ids.slice(0, -1)), finishReason: "stop" };
       if (ids.length >= maxTokens || promptIds.length + ids.length >= this.manifest.context_length) {
         return { promptIds, ids, text: decode(this.tokenizer, ids), finishReason: "length" };
       }

@@ -1,33 +1,54 @@
 /**
  * Text generation with continuous batching. The model, its tokenizer and every stream's KV cache live in one
- * worker thread (generation-worker.ts); this side validates requests, forwards them, and turns the worker's
- * per-step updates into one async iterator of events per request.
+ * worker thread (generation-worker.ts); this side forwards requests and turns the worker's updates into one
+ * async iterator of events per request.
  */
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { EngineError } from "../../errors.ts";
 import { startModelWorker } from "../../execution/worker-host.ts";
 import type { TextGenerationManifest } from "../../registry/manifest.ts";
-import type { FromWorker, GenerationWorkerInit, StreamEvent, StreamRequest, StreamStats, ToWorker } from "./protocol.ts";
+import type { FromWorker, GenerationWorkerInit, StreamEvent, StreamStats, ToWorker } from "./protocol.ts";
 import { randomSeed } from "./sampling.ts";
 
+export type { StreamStats } from "./protocol.ts";
+
+/**
+ * One generation's parameters. The HTTP layer checks their ranges and applies defaults and the server's cap;
+ * the engine checks only what only it knows (the prompt's tokens against the context, token ids against the
+ * vocabulary).
+ */
 export type GenerationParams = {
   prompt: string;
-  /**
-   * Tokens to generate at most (≥ 1, ≤ the server cap, and prompt tokens + maxTokens ≤ the context length).
-   * Undefined: as many as fit in the context, up to the server cap (OpenAI chat's default).
-   */
-  maxTokens?: number | undefined;
+  /** Tokens to generate at most (≥ 1; the HTTP layer applies the server's cap). */
+  maxTokens: number;
+  /** When prompt + maxTokens exceeds the context: true = generate as many as fit, false = refuse (invalid_input). */
+  fitToContext: boolean;
   /** 0 = greedy. */
   temperature: number;
   /** 0 = off. */
   topK: number;
-  /** 1 = off; in (0, 1]. */
+  /** 1 = off. */
   topP: number;
   /** Same seed, same parameters, same prompt → same text, whatever else is generating. Random when absent. */
   seed?: number;
   /** The completion ends before the first occurrence of any of these; the stop sequence is not returned. */
   stop: string[];
+  /**
+   * OpenAI's penalties (-2..2, 0 = off), over the tokens generated so far (not the prompt):
+   * logit -= frequencyPenalty * count + presencePenalty * (count > 0).
+   */
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /**
+   * Token id → value added to its logit before sampling (OpenAI's logit_bias, -100..100). An id outside the
+   * vocabulary → invalid_input naming the id and the vocabulary size.
+   */
+  logitBias: ReadonlyMap<number, number>;
+  /** The EOS token cannot be sampled before this many tokens have been generated (vLLM's min_tokens); 0 = off. */
+  minTokens: number;
+  /** The EOS token does not end the generation (vLLM's ignore_eos): it counts as a generated token with no text, and generation goes on. */
+  ignoreEos: boolean;
 };
 
 export type FinishReason = "stop" | "length";
@@ -37,7 +58,7 @@ export type GenerationEvent =
   /** A piece of the completion (valid UTF-8, never empty); index = the 0-based completion token that completed it. */
   | { type: "token"; text: string; index: number }
   /**
-   * The last event. finishReason "stop": the EOS token or a stop sequence; "length": max_tokens, the context
+   * The last event. finishReason "stop": the EOS token or a stop sequence; "length": maxTokens, the context
    * length, or the generation time limit (maxGenerationMs). completionTokens counts every sampled token,
    * the EOS token included.
    */
@@ -48,8 +69,6 @@ export type TextGeneratorOptions = {
   maxStreams: number;
   /** Requests that may wait for a slot; beyond it generate() fails with `overloaded`. */
   maxQueue: number;
-  /** The server's cap on maxTokens. */
-  maxTokens: number;
   /** A generation is ended (finish reason "length") once it has run this long since it got its slot. */
   maxGenerationMs: number;
   /** Threads ONNX Runtime may use for one run. */
@@ -59,25 +78,41 @@ export type TextGeneratorOptions = {
 export const DEFAULT_TEXT_GENERATOR_OPTIONS: TextGeneratorOptions = {
   maxStreams: 16,
   maxQueue: 64,
-  maxTokens: 256,
   maxGenerationMs: 60_000,
   intraOpThreads: 1,
 };
 
-/** What routes need of a text-generation model; TextGenerator is the real one, tests may bring a fake. */
+/** What the HTTP layer and the model registry need of a text-generation model; TextGenerator is the real one, tests may bring a fake. */
 export interface TextModel {
   readonly task: "text-generation";
   readonly manifest: TextGenerationManifest;
+  /** See TextGenerator.generate. */
   generate(params: GenerationParams, signal?: AbortSignal): Promise<{ promptTokens: number; events: AsyncIterable<GenerationEvent> }>;
+  /** Streams holding a slot, streams waiting for one, and decode steps and prefill runs so far. */
   stats(): StreamStats;
+  /** Calls `listener` with the stats after every update (each step, each change of membership); returns the unsubscribe. */
+  onStats(listener: (stats: StreamStats) => void): () => void;
+  /** One real short greedy generation; throws if it fails or produces nothing. */
   selfTest(): Promise<void>;
+  /** Takes no new requests, lets the admitted ones finish, then frees the model. */
   close(): Promise<void>;
 }
 
-// How long a readiness probe waits for the next decode step of running generations.
-const SELF_TEST_STEP_MS = 5_000;
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** The self-test: two greedy tokens, nothing else asked. */
+const SELF_TEST: GenerationParams = {
+  prompt: "The",
+  maxTokens: 2,
+  fitToContext: true,
+  temperature: 0,
+  topK: 0,
+  topP: 1,
+  stop: [],
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  logitBias: new Map(),
+  minTokens: 0,
+  ignoreEos: false,
+};
 
 // Bun runs the TypeScript worker directly; a bundle for Node ships the compiled .js beside this module.
 const workerUrl = new URL(`./generation-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
@@ -96,7 +131,6 @@ export class TextGenerator implements TextModel {
   private constructor(
     private readonly worker: Worker,
     readonly manifest: TextGenerationManifest,
-    private readonly options: TextGeneratorOptions,
   ) {
     worker.on("message", (message: FromWorker) => this.receive(message));
     worker.on("error", (error: Error) => this.die(`the generation worker failed: ${error.message}`));
@@ -107,7 +141,7 @@ export class TextGenerator implements TextModel {
   /** Starts the worker (loading the model and tokenizer), then warms it with one real short generation. */
   static async create(dir: string, manifest: TextGenerationManifest, options: Partial<TextGeneratorOptions> = {}): Promise<TextGenerator> {
     const opts = { ...DEFAULT_TEXT_GENERATOR_OPTIONS, ...options };
-    for (const key of ["maxStreams", "maxTokens", "maxGenerationMs", "intraOpThreads"] as const) {
+    for (const key of ["maxStreams", "maxGenerationMs", "intraOpThreads"] as const) {
       if (!(Number.isInteger(opts[key]) && opts[key] >= 1)) throw new RangeError(`${key} must be a positive integer`);
     }
     if (!(Number.isInteger(opts.maxQueue) && opts.maxQueue >= 0)) throw new RangeError("maxQueue must be a non-negative integer");
@@ -122,7 +156,7 @@ export class TextGenerator implements TextModel {
       intraOpThreads: opts.intraOpThreads,
     };
     const { worker } = await startModelWorker(workerUrl, init, manifest.name);
-    const generator = new TextGenerator(worker, manifest, opts);
+    const generator = new TextGenerator(worker, manifest);
     try {
       await generator.selfTest();
     } catch (error) {
@@ -132,22 +166,21 @@ export class TextGenerator implements TextModel {
     return generator;
   }
 
-  /** Streams holding a slot, streams waiting for one, and decode steps and prefill runs so far. */
   stats(): StreamStats {
     return { ...this.current };
   }
 
-  /** Calls `listener` with the stats after every update from the worker (each step, each change of membership). */
   onStats(listener: (stats: StreamStats) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   /**
-   * Checks the request and queues it. Resolves once the worker has tokenized and admitted the prompt (or put it
-   * in the queue), so every 4xx is an error here, before any event: invalid_input (bad parameters, empty prompt,
-   * prompt + maxTokens over the context length, maxTokens over the cap), overloaded (queue full, retryAfter 1),
-   * not_ready (closing). If the signal aborts first, rejects with its reason.
+   * Queues the request. Resolves once the worker has tokenized and admitted the prompt (or put it in the
+   * queue), so every 4xx is an error here, before any event: invalid_input (a prompt of no tokens or too long
+   * for the context, prompt + maxTokens over it without fitToContext, a logit bias id outside the vocabulary),
+   * overloaded (queue full, retryAfter 1), not_ready (closing). If the signal aborts first, rejects with its
+   * reason.
    *
    * The events end with one "done" event. Aborting the signal, or leaving the iteration early (break/return),
    * cancels: the iterator ends and the worker drops the stream before its next step, freeing its slot. If ONNX
@@ -156,7 +189,6 @@ export class TextGenerator implements TextModel {
   async generate(params: GenerationParams, signal?: AbortSignal): Promise<{ promptTokens: number; events: AsyncIterable<GenerationEvent> }> {
     if (this.closing) throw new EngineError("not_ready", `model '${this.manifest.name}' is being unloaded`, 1);
     if (this.dead) throw new EngineError("not_ready", `model '${this.manifest.name}' is unavailable: ${this.dead}`);
-    const request = this.check(params);
     signal?.throwIfAborted();
 
     const id = this.nextId++;
@@ -174,7 +206,7 @@ export class TextGenerator implements TextModel {
       signal.addEventListener("abort", onAbortWhileWaiting, { once: true });
       stopWaiting = () => signal.removeEventListener("abort", onAbortWhileWaiting);
     });
-    this.post({ kind: "submit", id, request });
+    this.post({ kind: "submit", id, request: { ...params, seed: params.seed ?? randomSeed() } });
     try {
       return { promptTokens: await accepted, events };
     } catch (error) {
@@ -186,35 +218,13 @@ export class TextGenerator implements TextModel {
     }
   }
 
-  /** One real short greedy generation; throws if it fails or does not finish properly. */
   async selfTest(): Promise<void> {
-    // While generations run, the next decode step is the test inference: a probe must not wait for a slot
-    // behind them (or fail on a full queue) when the model is plainly working.
-    if (this.current.active > 0 && !this.dead) return this.nextStep(SELF_TEST_STEP_MS);
-    const { events } = await this.generate({ prompt: "The", maxTokens: 2, temperature: 0, topK: 0, topP: 1, stop: [] });
+    const { events } = await this.generate(SELF_TEST);
     let done: Usage | undefined;
     for await (const event of events) if (event.type === "done") done = event.usage;
     if (!done || done.completionTokens < 1) throw new EngineError("inference_failed", "the self-test generation produced no tokens");
   }
 
-  /** Resolves when the worker completes its next decode step; rejects if none comes within `ms`. */
-  private nextStep(ms: number): Promise<void> {
-    const from = this.current.steps;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        stop();
-        reject(new EngineError("inference_failed", `no decode step completed within ${ms} ms`));
-      }, ms);
-      const stop = this.onStats((stats) => {
-        if (stats.steps === from) return;
-        clearTimeout(timer);
-        stop();
-        resolve();
-      });
-    });
-  }
-
-  /** Takes no new requests, lets the admitted ones finish, then stops the worker. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (!this.dead) {
@@ -224,28 +234,6 @@ export class TextGenerator implements TextModel {
       await this.worker.terminate();
     })();
     return this.closing;
-  }
-
-  private check(p: GenerationParams): StreamRequest {
-    const bad = (message: string) => new EngineError("invalid_input", message);
-    if (typeof p.prompt !== "string" || p.prompt.length === 0) throw bad("the prompt is empty");
-    if (LONE_SURROGATE.test(p.prompt)) throw bad("the prompt is not well-formed Unicode (it has a lone surrogate)");
-    if (p.maxTokens !== undefined && (!Number.isInteger(p.maxTokens) || p.maxTokens < 1)) throw bad("max_tokens must be a positive integer");
-    if (p.maxTokens !== undefined && p.maxTokens > this.options.maxTokens) throw bad(`max_tokens is ${p.maxTokens}; this server allows at most ${this.options.maxTokens}`);
-    if (!Number.isFinite(p.temperature) || p.temperature < 0) throw bad("temperature must be a number ≥ 0");
-    if (!Number.isInteger(p.topK) || p.topK < 0) throw bad("top_k must be an integer ≥ 0 (0 = off)");
-    if (!Number.isFinite(p.topP) || p.topP <= 0 || p.topP > 1) throw bad("top_p must be in (0, 1] (1 = off)");
-    if (p.seed !== undefined && !Number.isSafeInteger(p.seed)) throw bad("seed must be an integer");
-    if (!Array.isArray(p.stop) || p.stop.some((s) => typeof s !== "string" || s.length === 0 || LONE_SURROGATE.test(s))) {
-      throw bad("stop sequences must be non-empty strings");
-    }
-    return {
-      ...p,
-      maxTokens: p.maxTokens ?? this.options.maxTokens,
-      fitToContext: p.maxTokens === undefined,
-      stop: [...new Set(p.stop)],
-      seed: p.seed ?? randomSeed(),
-    };
   }
 
   private post(message: ToWorker) {
@@ -277,13 +265,15 @@ export class TextGenerator implements TextModel {
   private deliver(event: StreamEvent) {
     const stream = this.streams.get(event.id);
     if (!stream) return; // cancelled here already
-    if (event.type === "token") return stream.push({ type: "token", text: event.text, index: event.index });
-    this.streams.delete(event.id);
-    if (event.type === "done") {
-      stream.push({ type: "done", finishReason: event.finishReason, usage: event.usage });
+    if (event.type === "error") {
+      this.streams.delete(event.id);
+      return stream.fail(new EngineError("inference_failed", event.message));
+    }
+    const { id, ...generation } = event;
+    stream.push(generation);
+    if (generation.type === "done") {
+      this.streams.delete(id);
       stream.end();
-    } else {
-      stream.fail(new EngineError("inference_failed", event.message));
     }
   }
 

@@ -1,5 +1,6 @@
 /** Messages between a TextGenerator (main thread) and its generation worker. */
 import type { EngineErrorCode } from "../../errors.ts";
+import type { GenerationEvent, GenerationParams } from "./generator.ts";
 
 export type GenerationWorkerInit = {
   modelPath: string;
@@ -12,26 +13,13 @@ export type GenerationWorkerInit = {
   intraOpThreads: number;
 };
 
-/** A request as the worker takes it; checked on the main thread except for what needs the tokenizer. */
-export type StreamRequest = {
-  prompt: string;
-  maxTokens: number;
-  /** maxTokens was not given: generate as many as fit in the context, up to maxTokens. */
-  fitToContext: boolean;
-  temperature: number;
-  topK: number;
-  topP: number;
-  seed: number;
-  stop: string[];
-};
+/** A request as the worker takes it: the caller's parameters, with a seed drawn for those that brought none. */
+export type StreamRequest = GenerationParams & { seed: number };
 
 /** Streams holding a slot, streams waiting for one, decode steps run, and prefill runs (each one a group of newcomers). */
 export type StreamStats = { active: number; queued: number; steps: number; prefills: number };
 
-export type StreamEvent =
-  | { id: number; type: "token"; text: string; index: number }
-  | { id: number; type: "done"; finishReason: "stop" | "length"; usage: { promptTokens: number; completionTokens: number; totalTokens: number } }
-  | { id: number; type: "error"; message: string };
+export type StreamEvent = ({ id: number } & GenerationEvent) | { id: number; type: "error"; message: string };
 
 export type ToWorker =
   | { kind: "submit"; id: number; request: StreamRequest }

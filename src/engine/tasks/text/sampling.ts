@@ -1,7 +1,8 @@
 /**
- * Choosing the next token from one row of logits: greedy when temperature is 0, otherwise
- * temperature → top-k → top-p (nucleus) → a draw from the stream's own seeded generator.
- * Everything here is deterministic given the logits and the generator's state; ties go to the lower token id.
+ * Choosing the next token from one row of logits: first the stream's own adjustments (penalties, bias,
+ * min_tokens), then greedy when temperature is 0, otherwise temperature → top-k → top-p (nucleus) → a draw from
+ * the stream's own seeded generator. Everything here is deterministic given the logits and the generator's
+ * state; ties go to the lower token id.
  */
 
 export type SamplingParams = {
@@ -166,4 +167,57 @@ function pruneForNucleus(ids: number[], weights: Float64Array, target: number): 
   }
   if (last === BUCKETS - 1) return ids;
   return ids.filter((i) => bucketOf(weights[i]!) <= last);
+}
+
+/** What changes a stream's distribution before sampling (see GenerationParams). */
+export type LogitAdjustments = {
+  presencePenalty: number;
+  frequencyPenalty: number;
+  logitBias: ReadonlyMap<number, number>;
+  minTokens: number;
+};
+
+// The adjusted copy of a row: one buffer serves every stream, as each is sampled before the next is adjusted.
+let adjusted = new Float32Array(0);
+
+/**
+ * One stream's token choice: its sampling parameters, its seeded generator, and what it has generated so far
+ * (for the penalties). A stream without adjustments samples the model's logits as they are, with no extra work
+ * per token; one with them samples an adjusted copy, so the logits stay the model's own (for log-probabilities).
+ */
+export class TokenSampler {
+  /** Times each token has been generated, kept only when a penalty needs it. */
+  private readonly counts: Map<number, number> | undefined;
+  private readonly adjusts: boolean;
+  private generated = 0;
+
+  constructor(
+    private readonly params: SamplingParams & LogitAdjustments,
+    private readonly random: Random,
+    /** The EOS token, held back while fewer than minTokens have been generated. */
+    private readonly eosId: number | undefined,
+  ) {
+    const penalised = params.presencePenalty !== 0 || params.frequencyPenalty !== 0;
+    this.counts = penalised ? new Map() : undefined;
+    this.adjusts = penalised || params.logitBias.size > 0 || (params.minTokens > 0 && eosId !== undefined);
+  }
+
+  /** Chooses the next token from the model's logits for it (left unchanged). */
+  next(logits: Float32Array): number {
+    const token = sampleToken(this.adjusts ? this.adjust(logits) : logits, this.params, this.random);
+    this.generated++;
+    this.counts?.set(token, (this.counts.get(token) ?? 0) + 1);
+    return token;
+  }
+
+  /** OpenAI's penalties over the tokens generated so far, then the bias, then the EOS token masked (vLLM's order). */
+  private adjust(logits: Float32Array): Float32Array {
+    if (adjusted.length !== logits.length) adjusted = new Float32Array(logits.length);
+    adjusted.set(logits);
+    const { presencePenalty, frequencyPenalty, logitBias, minTokens } = this.params;
+    if (this.counts) for (const [token, count] of this.counts) adjusted[token]! -= frequencyPenalty * count + presencePenalty;
+    for (const [token, bias] of logitBias) adjusted[token]! += bias;
+    if (this.generated < minTokens && this.eosId !== undefined) adjusted[this.eosId] = -Infinity;
+    return adjusted;
+  }
 }

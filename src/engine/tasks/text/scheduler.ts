@@ -8,7 +8,7 @@
 import type { FinishReason } from "./generator.ts";
 import { prefillGroups, prefillTokenBudget } from "./prefill.ts";
 import type { FromWorker, StreamEvent, StreamRequest, StreamStats } from "./protocol.ts";
-import { sampleToken, seededRandom, type Random } from "./sampling.ts";
+import { seededRandom, TokenSampler } from "./sampling.ts";
 import { StopMatcher, type Detokenizer, type TextCodec } from "./text-stream.ts";
 
 /** A prompt to prefill, under the key its cache is known by until it joins the batch. */
@@ -51,7 +51,7 @@ type Stream = {
   id: number;
   request: StreamRequest;
   promptIds: number[];
-  random: Random;
+  sampler: TokenSampler;
   decoder: Detokenizer;
   stopper: StopMatcher;
   state: "queued" | "active" | "ended";
@@ -64,6 +64,7 @@ type Stream = {
 };
 
 const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const tokens = (n: number) => (n === 1 ? "1 token" : `${n} tokens`);
 
 export class GenerationScheduler {
   private readonly queue: Stream[] = [];
@@ -97,8 +98,8 @@ export class GenerationScheduler {
 
   /**
    * Tokenizes and checks the request, then queues it (answering "accepted") or refuses it (answering
-   * "rejected"): invalid_input for a prompt that does not fit the context, overloaded when every slot and the
-   * queue are taken, not_ready once closing.
+   * "rejected"): invalid_input for what only the model knows (the prompt against the context, logit bias ids
+   * against the vocabulary), overloaded when every slot and the queue are taken, not_ready once closing.
    */
   submit(id: number, request: StreamRequest) {
     const reject = (code: "invalid_input" | "overloaded" | "not_ready", message: string, retryAfter?: number) =>
@@ -113,15 +114,21 @@ export class GenerationScheduler {
     const n = promptIds.length;
     const context = this.options.contextLength;
     if (n === 0) return reject("invalid_input", "the prompt encodes to no tokens");
-    if (n >= context) {
-      return reject("invalid_input", `the prompt is ${n} tokens; the model's context length is ${context} tokens, which leaves no room to generate`);
-    }
-    if (request.fitToContext) request = { ...request, maxTokens: Math.min(request.maxTokens, context - n) };
+    if (n >= context) return reject("invalid_input", `the prompt is ${tokens(n)} and the model's context is ${tokens(context)}, which leaves no room to generate`);
     if (n + request.maxTokens > context) {
-      return reject(
-        "invalid_input",
-        `the prompt (${n} tokens) plus max_tokens (${request.maxTokens}) is ${n + request.maxTokens} tokens, more than the model's context length of ${context}; use max_tokens ≤ ${context - n} or a shorter prompt`,
-      );
+      if (!request.fitToContext) {
+        return reject(
+          "invalid_input",
+          `the prompt is ${tokens(n)} and the model's context is ${tokens(context)}, so at most ${tokens(context - n)} can be generated; ${request.maxTokens} were asked for`,
+        );
+      }
+      request = { ...request, maxTokens: context - n };
+    }
+    const vocab = this.model.vocab;
+    for (const token of request.logitBias.keys()) {
+      if (!(Number.isInteger(token) && token >= 0 && token < vocab)) {
+        return reject("invalid_input", `the logit bias names token ${token}, but the model's vocabulary has ${tokens(vocab)} (ids 0 to ${vocab - 1})`);
+      }
     }
     if (this.active.size + this.queue.length >= this.options.maxStreams + this.options.maxQueue) {
       return reject("overloaded", `all ${this.options.maxStreams} generation slots are busy and the queue is full (${this.options.maxQueue} waiting)`, 1);
@@ -130,7 +137,7 @@ export class GenerationScheduler {
       id,
       request,
       promptIds,
-      random: seededRandom(request.seed),
+      sampler: new TokenSampler(request, seededRandom(request.seed), request.ignoreEos ? undefined : this.codec.eosId),
       decoder: this.codec.newDetokenizer(),
       stopper: new StopMatcher(request.stop),
       state: "queued",
@@ -269,11 +276,11 @@ export class GenerationScheduler {
 
   /** Samples the stream's next token from its logits: emits its text, or ends the stream. */
   private accept(stream: Stream, logits: Float32Array) {
-    const token = sampleToken(logits, stream.request, stream.random);
+    const token = stream.sampler.next(logits);
     const index = stream.completion++;
     if (index === 0) this.urgent = true; // time to first token
     // The EOS token counts as generated but has no text.
-    if (token === this.codec.eosId) return this.finish(stream, "stop");
+    if (token === this.codec.eosId && !stream.request.ignoreEos) return this.finish(stream, "stop");
     const { text, stopped } = stream.stopper.push(stream.decoder.push(token));
     this.emit(stream, text, index);
     if (stopped) return this.finish(stream, "stop", false);

@@ -243,6 +243,78 @@ describe("finishing", () => {
   });
 });
 
+describe("what changes the distribution: penalties, logit bias, min_tokens, ignore_eos", () => {
+  const EOS = 511;
+  /** OpenAI's penalties over the tokens generated so far, the plain way. */
+  const penalties = (frequency: number, presence: number) => (logits: Float32Array, generated: readonly number[]) => {
+    const counts = new Map<number, number>();
+    for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
+    for (const [id, count] of counts) logits[id]! -= frequency * count + presence;
+  };
+  const mostRepeats = (ids: number[]) => Math.max(...[...new Set(ids)].map((id) => ids.filter((x) => x === id).length));
+
+  test("a large frequency penalty stops greedy decoding from repeating itself; presence and frequency penalties differ", async () => {
+    const prompt = "In the beginning";
+    const plain = await reference.greedy(prompt, 30);
+    expect(plain.text).toStartWith(", and the LORD, and the LORD, and the LORD");
+    expect(mostRepeats(plain.ids)).toBeGreaterThanOrEqual(5);
+
+    const strong = await reference.greedy(prompt, 30, { adjust: penalties(2, 0) });
+    expect(mostRepeats(strong.ids)).toBe(1);
+    expect(await run(generator, { ...greedy(prompt, 30), frequencyPenalty: 2 })).toMatchObject({ text: strong.text, usage: { completionTokens: strong.ids.length } });
+
+    // 0.3 per occurrence soon outweighs the repetition; 0.3 once does not.
+    const frequency = await run(generator, { ...greedy(prompt, 30), frequencyPenalty: 0.3 });
+    const presence = await run(generator, { ...greedy(prompt, 30), presencePenalty: 0.3 });
+    expect(frequency.text).toBe((await reference.greedy(prompt, 30, { adjust: penalties(0.3, 0) })).text);
+    expect(presence.text).toBe((await reference.greedy(prompt, 30, { adjust: penalties(0, 0.3) })).text);
+    expect(frequency.text).not.toBe(presence.text);
+    expect(presence.text).toBe(plain.text);
+    // A presence penalty of 1 is enough on its own.
+    const strongPresence = await reference.greedy(prompt, 30, { adjust: penalties(0, 1) });
+    expect(strongPresence.text).not.toBe(plain.text);
+    expect((await run(generator, { ...greedy(prompt, 30), presencePenalty: 1 })).text).toBe(strongPresence.text);
+  });
+
+  test("logit bias: +100 forces greedy decoding to a token, -100 on its choice changes it; an id outside the vocabulary is refused", async () => {
+    const prompt = "In the beginning";
+    const LORD = reference.tokenizer.token_to_id("ĠLORD")!;
+    const forced = await run(generator, { ...greedy(prompt, 10), logitBias: new Map([[LORD, 100]]) });
+    expect(forced.text).toBe(" LORD".repeat(10));
+
+    const plain = await reference.greedy(prompt, 10);
+    const avoided = await run(generator, { ...greedy(prompt, 10), logitBias: new Map([[plain.ids[0]!, -100]]) });
+    expect(avoided.text).not.toStartWith(reference.tokenizer.decode([plain.ids[0]!]));
+    expect(avoided.text).toBe((await reference.greedy(prompt, 10, { adjust: (logits) => void (logits[plain.ids[0]!]! -= 100) })).text);
+
+    const outside = await rejection(generator.generate({ ...greedy(prompt, 10), logitBias: new Map([[512, 5]]) }));
+    expect(outside).toMatchObject({ code: "invalid_input", message: "the logit bias names token 512, but the model's vocabulary has 512 tokens (ids 0 to 511)" });
+  });
+
+  test("min_tokens holds the EOS token back until that many tokens are generated, unless max_tokens comes first", async () => {
+    // Greedy decoding ends this verse at once.
+    expect(await reference.greedy("Jesus wept.", 40)).toMatchObject({ ids: [EOS], finishReason: "stop" });
+    const plain = await run(generator, greedy("Jesus wept.", 40));
+    expect(plain).toMatchObject({ text: "", finishReason: "stop", usage: { completionTokens: 1 } });
+
+    for (const [minTokens, maxTokens] of [[10, 40], [10, 5]] as const) {
+      const r = await run(generator, { ...greedy("Jesus wept.", maxTokens), minTokens });
+      const expected = await reference.greedy("Jesus wept.", maxTokens, { adjust: (logits, generated) => void (generated.length < minTokens && (logits[EOS] = -Infinity)) });
+      expect(r.text).toBe(expected.text);
+      expect(r.usage.completionTokens).toBe(expected.ids.length);
+      expect(r.usage.completionTokens).toBeGreaterThanOrEqual(Math.min(minTokens, maxTokens));
+    }
+  });
+
+  test("ignore_eos: the EOS token counts as a token with no text, and generation runs on to max_tokens", async () => {
+    const r = await run(generator, { ...greedy("Jesus wept.", 20), ignoreEos: true });
+    const expected = await reference.greedy("Jesus wept.", 20, { ignoreEos: true });
+    expect(expected.ids[0]).toBe(EOS);
+    expect(r).toMatchObject({ text: expected.text, finishReason: "length", usage: { completionTokens: 20 } });
+    expect(r.text).toStartWith("And the LORD");
+  });
+});
+
 describe("cancellation", () => {
   test("aborting after the first token ends the iterator, frees the slot, and leaves other streams alone", async () => {
     const witnessParams = sampled("The LORD is my shepherd", 40, 7);
@@ -290,40 +362,41 @@ describe("cancellation", () => {
 });
 
 describe("limits, checked before any event", () => {
-  test("empty prompt, max_tokens over the cap, bad parameters → invalid_input", async () => {
-    for (const params of [
-      greedy("", 5),
-      greedy("Then", TEST_OPTIONS.maxTokens + 1),
-      greedy("Then", 0),
-      { ...greedy("Then", 5), temperature: -1 },
-      { ...greedy("Then", 5), topP: 0 },
-      { ...greedy("Then", 5), topK: 1.5 },
-      greedy("Then", 5, [""]),
-    ]) {
-      const error = await rejection(generator.generate(params));
-      expect(error.code).toBe("invalid_input");
-    }
-    expect((await rejection(generator.generate(greedy("", 5)))).message).toContain("empty");
-    expect((await rejection(generator.generate(greedy("Then", 61)))).message).toContain("at most 60");
-  });
+  test("a prompt of no tokens, or too long for the context → invalid_input saying the numbers plainly", async () => {
+    const empty = await rejection(generator.generate(greedy("", 5)));
+    expect(empty).toMatchObject({ code: "invalid_input", message: "the prompt encodes to no tokens" });
 
-  test("a prompt too long for the context, or prompt + max_tokens over it → invalid_input naming the numbers", async () => {
     const long = "And the LORD spake unto Moses, saying, ".repeat(10);
     const n = reference.tokenizer.encode(long).ids.length;
     expect(n).toBeGreaterThan(64);
     const tooLong = await rejection(generator.generate(greedy(long, 5)));
-    expect(tooLong.code).toBe("invalid_input");
-    expect(tooLong.message).toContain(`${n} tokens`);
-    expect(tooLong.message).toContain("context length is 64");
+    expect(tooLong).toMatchObject({
+      code: "invalid_input",
+      message: `the prompt is ${n} tokens and the model's context is 64 tokens, which leaves no room to generate`,
+    });
+  });
 
+  test("prompt + maxTokens over the context: refused naming the numbers, or as many as fit with fitToContext", async () => {
     const prompt = "And the LORD spake unto Moses, saying, ".repeat(3);
     const p = reference.tokenizer.encode(prompt).ids.length;
-    const over = await rejection(generator.generate(greedy(prompt, 64 - p + 1)));
-    expect(over.code).toBe("invalid_input");
-    expect(over.message).toContain(`max_tokens ≤ ${64 - p}`);
-    // Exactly filling the context is fine.
+    const over = await rejection(generator.generate(greedy(prompt, 64 - p + 7)));
+    expect(over).toMatchObject({
+      code: "invalid_input",
+      message: `the prompt is ${p} tokens and the model's context is 64 tokens, so at most ${64 - p} tokens can be generated; ${64 - p + 7} were asked for`,
+    });
+    expect(over.message).not.toContain("max_tokens");
+    // One token of room: "1 token", not "1 tokens".
+    const ids = reference.tokenizer.encode(prompt.repeat(2)).ids.slice(0, 63);
+    const full = reference.tokenizer.decode(ids, { clean_up_tokenization_spaces: false });
+    expect(reference.tokenizer.encode(full).ids).toHaveLength(63);
+    expect((await rejection(generator.generate(greedy(full, 2)))).message).toBe(
+      "the prompt is 63 tokens and the model's context is 64 tokens, so at most 1 token can be generated; 2 were asked for",
+    );
+    // Exactly filling the context is fine; fitToContext generates what fits instead of refusing.
     const exact = await run(generator, greedy(prompt, 64 - p));
     expect(exact.usage.totalTokens).toBe(64);
+    const fitted = await run(generator, { ...greedy(prompt, 500), fitToContext: true });
+    expect(fitted).toMatchObject({ text: exact.text, finishReason: "length", usage: exact.usage });
   });
 
   test("a full queue → overloaded with retryAfter 1; queued requests join as slots free", async () => {
@@ -342,16 +415,12 @@ describe("limits, checked before any event", () => {
 });
 
 describe("lifecycle", () => {
-  test("selfTest() passes while every slot and the queue are full: the running generation's next step is the test", async () => {
-    const busy = await another({ maxStreams: 1, maxQueue: 0 });
-    const { events } = await busy.generate(greedy("In the beginning", 40));
-    const iterator = events[Symbol.asyncIterator]();
-    await iterator.next(); // generating now
-    expect((await rejection(busy.generate(greedy("Then", 5)))).code).toBe("overloaded");
-    const steps = busy.stats().steps;
-    await busy.selfTest();
-    expect(busy.stats().steps).toBeGreaterThan(steps);
-    await iterator.return?.();
+  test("selfTest() is one real generation: a prefill and a decode step", async () => {
+    const before = generator.stats();
+    await generator.selfTest();
+    const after = generator.stats();
+    expect(after.prefills - before.prefills).toBe(1);
+    expect(after.steps - before.steps).toBe(1);
   });
 
   test("close() lets admitted generations finish, then refuses new ones with not_ready", async () => {

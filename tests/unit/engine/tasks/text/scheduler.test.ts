@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import type { FromWorker, StreamEvent, StreamRequest } from "../../../../../src/engine/tasks/text/protocol.ts";
 import { GenerationScheduler, type ModelSteps, type Prompt, type SchedulerOptions } from "../../../../../src/engine/tasks/text/scheduler.ts";
-import { tinyCodec } from "../../../../helpers/text-model.ts";
+import { greedy, tinyCodec } from "../../../../helpers/text-model.ts";
 
 const codec = tinyCodec();
 const VOCAB = 512;
@@ -115,17 +115,8 @@ function start(model: FakeModel, options: Partial<SchedulerOptions> = {}) {
   return { scheduler, posted, updates, eventsOf, ended, close };
 }
 
-const request = (prompt: string, maxTokens: number, more: Partial<StreamRequest> = {}): StreamRequest => ({
-  prompt,
-  maxTokens,
-  fitToContext: false,
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  seed: 1,
-  stop: [],
-  ...more,
-});
+const request = (prompt: string, maxTokens: number, more: Partial<StreamRequest> = {}): StreamRequest => ({ ...greedy(prompt, maxTokens), seed: 1, ...more });
+const text = (events: StreamEvent[]) => events.map((e) => (e.type === "token" ? e.text : "")).join("");
 const doneOf = (events: StreamEvent[]) => events.find((e) => e.type === "done");
 
 describe("admission", () => {
@@ -145,7 +136,7 @@ describe("admission", () => {
     expect(model.steps.every((rows) => rows.length === 1)).toBe(true);
   });
 
-  test("the prompt is checked against the context", async () => {
+  test("what only the model knows is checked: the prompt against the context, logit bias ids against the vocabulary", async () => {
     const { scheduler, posted } = start(new FakeModel(), { contextLength: 8 });
     expect(["In the beginning", "Then", "And Jesus wept."].map((p) => codec.encode(p).length)).toEqual([8, 2, 7]);
     scheduler.submit(1, request("", 2));
@@ -153,30 +144,21 @@ describe("admission", () => {
     scheduler.submit(3, request("Then", 7));
     scheduler.submit(4, request("And Jesus wept.", 2));
     scheduler.submit(5, request("Then", 7, { fitToContext: true }));
+    scheduler.submit(6, request("Then", 2, { logitBias: new Map([[3, 1], [512, -100]]) }));
+    scheduler.submit(7, request("Then", 2, { logitBias: new Map([[511, -100]]) }));
     scheduler.close();
-    scheduler.submit(6, request("Then", 2));
+    scheduler.submit(8, request("Then", 2));
+    const context = (prompt: number, room: string, asked: number) =>
+      `the prompt is ${prompt} tokens and the model's context is 8 tokens, so at most ${room} can be generated; ${asked} were asked for`;
     expect(posted.filter((m) => m.kind !== "update")).toEqual([
       { kind: "rejected", id: 1, code: "invalid_input", message: "the prompt encodes to no tokens" },
-      {
-        kind: "rejected",
-        id: 2,
-        code: "invalid_input",
-        message: "the prompt is 8 tokens; the model's context length is 8 tokens, which leaves no room to generate",
-      },
-      {
-        kind: "rejected",
-        id: 3,
-        code: "invalid_input",
-        message: "the prompt (2 tokens) plus max_tokens (7) is 9 tokens, more than the model's context length of 8; use max_tokens ≤ 6 or a shorter prompt",
-      },
-      {
-        kind: "rejected",
-        id: 4,
-        code: "invalid_input",
-        message: "the prompt (7 tokens) plus max_tokens (2) is 9 tokens, more than the model's context length of 8; use max_tokens ≤ 1 or a shorter prompt",
-      },
+      { kind: "rejected", id: 2, code: "invalid_input", message: "the prompt is 8 tokens and the model's context is 8 tokens, which leaves no room to generate" },
+      { kind: "rejected", id: 3, code: "invalid_input", message: context(2, "6 tokens", 7) },
+      { kind: "rejected", id: 4, code: "invalid_input", message: context(7, "1 token", 2) },
       { kind: "accepted", id: 5, promptTokens: 2 },
-      { kind: "rejected", id: 6, code: "not_ready", message: "the model is being unloaded", retryAfter: 1 },
+      { kind: "rejected", id: 6, code: "invalid_input", message: "the logit bias names token 512, but the model's vocabulary has 512 tokens (ids 0 to 511)" },
+      { kind: "accepted", id: 7, promptTokens: 2 },
+      { kind: "rejected", id: 8, code: "not_ready", message: "the model is being unloaded", retryAfter: 1 },
     ]);
   });
 
@@ -246,6 +228,14 @@ describe("events", () => {
     ]);
     // The first token does not wait for the next post: it goes out after the first step, with that step's token.
     expect(updates().find((u) => u.events.length > 0)).toMatchObject({ stats: { steps: 1, prefills: 1 }, events: [{ index: 0 }, { index: 1 }] });
+  });
+
+  test("ignoreEos: the EOS token is a generated token with no text and the stream goes on to maxTokens", async () => {
+    const { scheduler, eventsOf, close } = start(new FakeModel({ 1: [THE, EOS, LORD] }));
+    scheduler.submit(1, request("Then", 5, { ignoreEos: true }));
+    await close();
+    expect(text(eventsOf(1))).toBe(" the LORD and and");
+    expect(doneOf(eventsOf(1))).toMatchObject({ finishReason: "length", usage: { completionTokens: 5 } });
   });
 
   test("a failed step fails every stream in the batch; the next request runs on a fresh batch", async () => {

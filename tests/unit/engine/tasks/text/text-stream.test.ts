@@ -1,6 +1,6 @@
 /** Incremental detokenization, stop sequences and sampling, without a model. */
 import { describe, expect, test } from "bun:test";
-import { argmax, sampleToken, seededRandom } from "../../../../../src/engine/tasks/text/sampling.ts";
+import { argmax, sampleToken, seededRandom, TokenSampler } from "../../../../../src/engine/tasks/text/sampling.ts";
 import { ByteLevelDecoder, byteLevelPieces, detokenizerFor, IncrementalDecoder, StopMatcher, type Detokenizer } from "../../../../../src/engine/tasks/text/text-stream.ts";
 import { decode, loadTokenizer } from "../../../../helpers/text-model.ts";
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -184,5 +184,32 @@ describe("sampling", () => {
     expect(draw(42)).not.toEqual(draw(43));
     expect(draw(1)).not.toEqual(draw(1 + 2 ** 32));
     for (const x of draw(7)) expect(x >= 0 && x < 1).toBe(true);
+  });
+});
+
+describe("TokenSampler: penalties, bias and min_tokens", () => {
+  const off = { presencePenalty: 0, frequencyPenalty: 0, logitBias: new Map<number, number>(), minTokens: 0 };
+  const greedyWith = (adjustments: Partial<typeof off>, eosId?: number) =>
+    new TokenSampler({ temperature: 0, topK: 0, topP: 1, ...off, ...adjustments }, seededRandom(1), eosId);
+  const draw = (sampler: TokenSampler, logits: Float32Array, n: number) => Array.from({ length: n }, () => sampler.next(logits));
+  const logits = Float32Array.from([3, 1.5, 1.25, -2]);
+
+  test("without adjustments, the model's choice every time", () => {
+    expect(draw(greedyWith({}), logits, 4)).toEqual([0, 0, 0, 0]);
+  });
+
+  test("frequency penalty grows with each repetition; presence penalty is paid once", () => {
+    // Token 0 falls by 1 per draw (3, 2, 1, ...), so the others get their turns.
+    expect(draw(greedyWith({ frequencyPenalty: 1 }), logits, 6)).toEqual([0, 0, 1, 2, 0, 1]);
+    // Once drawn, token 0 stands at 2, or 1.4, for good.
+    expect(draw(greedyWith({ presencePenalty: 1 }), logits, 4)).toEqual([0, 0, 0, 0]);
+    expect(draw(greedyWith({ presencePenalty: 1.6 }), logits, 4)).toEqual([0, 1, 0, 0]);
+  });
+
+  test("the bias is added to the logit; the EOS token waits for minTokens; the logits handed in are left as they were", () => {
+    expect(draw(greedyWith({ logitBias: new Map([[3, 5.5]]) }), logits, 2)).toEqual([3, 3]);
+    expect(draw(greedyWith({ minTokens: 2 }, 0), logits, 4)).toEqual([1, 1, 0, 0]);
+    expect(draw(greedyWith({ minTokens: 2 }), logits, 2)).toEqual([0, 0]); // no EOS token: nothing to hold back
+    expect(Array.from(logits)).toEqual([3, 1.5, 1.25, -2]);
   });
 });

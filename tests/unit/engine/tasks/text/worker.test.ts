@@ -7,7 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { FromWorker, GenerationWorkerInit, StreamEvent, StreamRequest, ToWorker } from "../../../../../src/engine/tasks/text/protocol.ts";
-import { TINY_LM, tinyManifest } from "../../../../helpers/text-model.ts";
+import { greedy, TINY_LM, tinyManifest } from "../../../../helpers/text-model.ts";
 
 const workers: Worker[] = [];
 afterAll(() => Promise.all(workers.map((w) => w.terminate())));
@@ -38,7 +38,7 @@ function start(): { worker: Worker; updates: Extract<FromWorker, { kind: "update
   return { worker, updates, next: (ok) => new Promise((resolve) => waiters.push({ ok, resolve })) };
 }
 
-const request = (prompt: string, maxTokens: number): StreamRequest => ({ prompt, maxTokens, fitToContext: false, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [] });
+const request = (prompt: string, maxTokens: number): StreamRequest => ({ ...greedy(prompt, maxTokens), seed: 1 });
 const eventsOf = (id: number, events: StreamEvent[]) => events.filter((e) => e.id === id);
 
 test("a cancelled stream gets no step after the worker sees the cancel; its slot frees at once; the other runs on", async () => {
