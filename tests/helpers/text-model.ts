@@ -49,19 +49,32 @@ export const sampled = (prompt: string, maxTokens: number, seed: number | undefi
   ...(seed === undefined ? {} : { seed }),
 });
 
-export type Collected = { promptTokens: number; text: string; pieces: Extract<GenerationEvent, { type: "token" }>[]; finishReason: string; usage: Usage };
+export type Collected = {
+  promptTokens: number;
+  text: string;
+  pieces: Extract<GenerationEvent, { type: "token" }>[];
+  prompt?: Extract<GenerationEvent, { type: "prompt" }>;
+  finishReason: string;
+  usage: Usage;
+};
 
-/** Reads a generation's events, checking their order: tokens, then done last. */
+/** Reads a generation's events, checking their order: an optional prompt event first, tokens, then done last. */
 export async function collect(events: AsyncIterable<GenerationEvent>): Promise<Omit<Collected, "promptTokens">> {
   const pieces: Extract<GenerationEvent, { type: "token" }>[] = [];
+  let prompt: Extract<GenerationEvent, { type: "prompt" }> | undefined;
   let done: Extract<GenerationEvent, { type: "done" }> | undefined;
+  let first = true;
   for await (const event of events) {
     if (done) throw new Error("an event after done");
     if (event.type === "token") pieces.push(event);
-    else done = event;
+    else if (event.type === "prompt") {
+      if (!first) throw new Error("a prompt event after the first event");
+      prompt = event;
+    } else done = event;
+    first = false;
   }
   if (!done) throw new Error("the events ended without done");
-  return { text: pieces.map((p) => p.text).join(""), pieces, finishReason: done.finishReason, usage: done.usage };
+  return { text: pieces.map((p) => p.text).join(""), pieces, ...(prompt ? { prompt } : {}), finishReason: done.finishReason, usage: done.usage };
 }
 
 export async function run(generator: TextGenerator, params: GenerationParams): Promise<Collected> {
@@ -162,4 +175,12 @@ export class ReferenceDecoder {
   async close() {
     await this.session.release();
   }
+}
+
+/** log-softmax of one row of logits, the plain way (for checking the engine's log-probabilities). */
+export function logSoftmax(row: ArrayLike<number>): number[] {
+  const values = Array.from(row);
+  const max = Math.max(...values);
+  const log = Math.log(values.reduce((sum, v) => sum + Math.exp(v - max), 0));
+  return values.map((v) => v - max - log);
 }

@@ -49,14 +49,34 @@ export type GenerationParams = {
   minTokens: number;
   /** The EOS token does not end the generation (vLLM's ignore_eos): it counts as a generated token with no text, and generation goes on. */
   ignoreEos: boolean;
+  /**
+   * Log-probabilities: each sampled token's, with this many most likely alternatives (0–20). Undefined = none
+   * computed. They are the model's own: log-softmax of the logits before temperature, penalties and bias.
+   */
+  logprobs?: number;
+  /** With logprobs: the prompt's tokens' log-probabilities too (for OpenAI's echo), from the prefill's logits. */
+  promptLogprobs?: boolean;
 };
 
 export type FinishReason = "stop" | "length";
 export type Usage = { promptTokens: number; completionTokens: number; totalTokens: number };
 
+/**
+ * A token as log-probabilities show it. `token`: its bytes as text when they are valid UTF-8, else OpenAI's
+ * `bytes:\xe2\x80` form; `bytes`: its bytes (a special token's are its content's). `top`: the most likely tokens
+ * at that position, most likely first (ties: lower id first).
+ */
+export type TokenLogprob = { token: string; bytes: number[]; logprob: number; top: { token: string; bytes: number[]; logprob: number }[] };
+
 export type GenerationEvent =
-  /** A piece of the completion (valid UTF-8, never empty); index = the 0-based completion token that completed it. */
-  | { type: "token"; text: string; index: number }
+  /** First, only with promptLogprobs: every prompt token; the first has logprob null and top [] (nothing precedes it). */
+  | { type: "prompt"; tokens: (Omit<TokenLogprob, "logprob"> & { logprob: number | null })[] }
+  /**
+   * A piece of the completion (valid UTF-8, never empty); index = the 0-based completion token that completed
+   * it. logprobs (only when asked): every sampled token whose text this event is the first to release any of,
+   * in order. Tokens whose text is never released (EOS, a completed stop sequence) appear in none.
+   */
+  | { type: "token"; text: string; index: number; logprobs?: TokenLogprob[] }
   /**
    * The last event. finishReason "stop": the EOS token or a stop sequence; "length": maxTokens, the context
    * length, or the generation time limit (maxGenerationMs). completionTokens counts every sampled token,

@@ -1,11 +1,12 @@
 /**
  * Continuous batching's bookkeeping, in the generation worker: the queue and admission, each stream's time limit
- * and cancellation, turning sampled tokens into events (text, stop sequences, EOS, finish reasons, usage), and
- * when updates go to the main thread. Streams join and leave between decode steps, and
+ * and cancellation, turning sampled tokens into events (text, stop sequences, EOS, finish reasons, usage,
+ * log-probabilities), and when updates go to the main thread. Streams join and leave between decode steps, and
  * each step is one batched run over all active streams. The model itself is behind ModelSteps (kv-batch.ts),
  * and updates leave through `post`, so all of this runs without a worker thread or ONNX in tests.
  */
-import type { FinishReason } from "./generator.ts";
+import type { FinishReason, TokenLogprob } from "./generator.ts";
+import { tokenLogprob, type TokenText } from "./logprobs.ts";
 import { prefillGroups, prefillTokenBudget } from "./prefill.ts";
 import type { FromWorker, StreamEvent, StreamRequest, StreamStats } from "./protocol.ts";
 import { seededRandom, TokenSampler } from "./sampling.ts";
@@ -61,6 +62,16 @@ type Stream = {
   completion: number;
   /** The token to feed at the next step. */
   next: number;
+  /**
+   * Only with log-probabilities: sampled tokens no event has carried yet, each with the position in the
+   * stream's text where its text starts; an event releasing text up to position P carries those starting
+   * before P (so the first bytes of a split character go with the character).
+   */
+  pending: { start: number; logprob: TokenLogprob }[] | undefined;
+  /** Characters detokenized so far. */
+  decoded: number;
+  /** Characters released in events so far. */
+  released: number;
 };
 
 const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -82,6 +93,7 @@ export class GenerationScheduler {
   private wake: (() => void) | undefined;
   /** Padded tokens one prefill run may take (see prefill.ts). */
   private readonly prefillBudget: number;
+  private readonly tokenText: (id: number) => TokenText;
 
   constructor(
     private readonly model: ModelSteps,
@@ -90,6 +102,7 @@ export class GenerationScheduler {
     private readonly post: (message: FromWorker) => void,
   ) {
     this.prefillBudget = prefillTokenBudget(model.vocab);
+    this.tokenText = (id) => codec.tokenText(id);
   }
 
   stats(): StreamStats {
@@ -144,6 +157,9 @@ export class GenerationScheduler {
       startedAt: 0,
       completion: 0,
       next: 0,
+      pending: request.logprobs === undefined ? undefined : [],
+      decoded: 0,
+      released: 0,
     });
     this.post({ kind: "accepted", id, promptTokens: n });
     this.statsChanged = true;
@@ -244,6 +260,7 @@ export class GenerationScheduler {
     group.forEach((stream, b) => {
       if (stream.state !== "active") return; // cancelled while it ran
       const prompt = logits[b]!;
+      if (stream.pending && stream.request.promptLogprobs) this.events.push({ id: stream.id, type: "prompt", tokens: this.promptLogprobs(stream, prompt) });
       this.accept(stream, prompt.subarray(prompt.length - vocab));
     });
   }
@@ -278,10 +295,13 @@ export class GenerationScheduler {
   private accept(stream: Stream, logits: Float32Array) {
     const token = stream.sampler.next(logits);
     const index = stream.completion++;
+    if (stream.pending) stream.pending.push({ start: stream.decoded, logprob: tokenLogprob(logits, token, stream.request.logprobs!, this.tokenText) });
     if (index === 0) this.urgent = true; // time to first token
     // The EOS token counts as generated but has no text.
     if (token === this.codec.eosId && !stream.request.ignoreEos) return this.finish(stream, "stop");
-    const { text, stopped } = stream.stopper.push(stream.decoder.push(token));
+    const piece = stream.decoder.push(token);
+    stream.decoded += piece.length;
+    const { text, stopped } = stream.stopper.push(piece);
     this.emit(stream, text, index);
     if (stopped) return this.finish(stream, "stop", false);
     if (stream.completion >= stream.request.maxTokens || stream.promptIds.length + stream.completion >= this.options.contextLength) {
@@ -290,9 +310,27 @@ export class GenerationScheduler {
     stream.next = token;
   }
 
-  /** Queues a token event for released text. */
+  /** Queues a token event for released text, carrying the log-probabilities of the tokens it is the first to release. */
   private emit(stream: Stream, text: string, index: number) {
-    if (text) this.events.push({ id: stream.id, type: "token", text, index });
+    if (!text) return;
+    if (!stream.pending) {
+      this.events.push({ id: stream.id, type: "token", text, index });
+      return;
+    }
+    stream.released += text.length;
+    let carried = 0;
+    while (carried < stream.pending.length && stream.pending[carried]!.start < stream.released) carried++;
+    const logprobs = stream.pending.splice(0, carried).map((p) => p.logprob);
+    this.events.push({ id: stream.id, type: "token", text, index, logprobs });
+  }
+
+  /** Every prompt token's log-probability given the ones before it (the first has none). */
+  private promptLogprobs(stream: Stream, logits: Float32Array) {
+    const vocab = this.model.vocab;
+    const top = stream.request.logprobs!;
+    return stream.promptIds.map((id, i) =>
+      i === 0 ? { ...this.tokenText(id), logprob: null, top: [] } : tokenLogprob(logits.subarray((i - 1) * vocab, i * vocab), id, top, this.tokenText),
+    );
   }
 
   private finish(stream: Stream, reason: FinishReason, flush = true) {

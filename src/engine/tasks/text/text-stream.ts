@@ -1,5 +1,6 @@
-/** Between text and token ids: tokenizing a prompt, incremental detokenization, then stop sequences. */
+/** Between text and token ids: tokenizing a prompt, incremental detokenization, stop sequences, and tokens as text. */
 import type { Tokenizer } from "@huggingface/tokenizers";
+import type { TokenText } from "./logprobs.ts";
 
 /** What generation needs of a tokenizer. */
 export interface TextCodec {
@@ -7,6 +8,12 @@ export interface TextCodec {
   encode(text: string): number[];
   /** A detokenizer for one stream. */
   newDetokenizer(): Detokenizer;
+  /**
+   * One token as log-probabilities show it (OpenAI's convention): its bytes (byte-level BPE: the piece's bytes;
+   * an added token: its content's UTF-8; otherwise the UTF-8 of what the tokenizer decodes it to), and those
+   * bytes as text when they are valid UTF-8, else `bytes:` and each byte as \xNN.
+   */
+  tokenText(id: number): TokenText;
   /** The token that ends a generation, if the model has one. */
   readonly eosId: number | undefined;
 }
@@ -16,12 +23,43 @@ export function textCodec(tokenizer: Tokenizer, json: { decoder?: unknown }, eos
   const decode = (ids: number[]) => (ids.length === 0 ? "" : tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
   const eosId = eosToken === undefined ? undefined : tokenizer.token_to_id(eosToken);
   if (eosToken !== undefined && eosId === undefined) throw new Error(`the eos_token '${eosToken}' is not in the tokenizer's vocabulary`);
+  const byteLevel = isByteLevel(json.decoder);
+  const added = tokenizer.get_added_tokens_decoder();
+  const utf8 = new TextEncoder();
+  const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  // Filled as log-probabilities ask: most of a vocabulary is never shown.
+  const texts = new Map<number, TokenText>();
+  const bytesOf = (id: number): Uint8Array => {
+    const addedToken = added.get(id);
+    if (addedToken) return utf8.encode(addedToken.content);
+    const piece = tokenizer.id_to_token(id);
+    if (piece === undefined) return new Uint8Array(0); // past the vocabulary (logits padded wider than it)
+    const bytes = byteLevel ? byteLevelBytes(piece) : undefined;
+    return bytes ?? utf8.encode(tokenizer.decode([id], { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+  };
   return {
     encode: (text) => tokenizer.encode(text).ids,
     newDetokenizer: detokenizerFor(tokenizer, json.decoder, decode),
+    tokenText(id) {
+      let text = texts.get(id);
+      if (!text) {
+        const bytes = bytesOf(id);
+        let token: string;
+        try {
+          token = strict.decode(bytes);
+        } catch {
+          token = "bytes:" + Array.from(bytes, (b) => `\\x${b.toString(16).padStart(2, "0")}`).join("");
+        }
+        text = { token, bytes: Array.from(bytes) };
+        texts.set(id, text);
+      }
+      return text;
+    },
     eosId,
   };
 }
+
+const isByteLevel = (decoderConfig: unknown) => (decoderConfig as { type?: unknown } | null)?.type === "ByteLevel";
 
 /** Turns one stream's token ids into text as they come. */
 export interface Detokenizer {
@@ -38,7 +76,7 @@ export interface Detokenizer {
  * instead of two decodes, which at sixteen streams was about 4% of the generation worker's time.
  */
 export function detokenizerFor(tokenizer: Tokenizer, decoderConfig: unknown, decode: (ids: number[]) => string): () => Detokenizer {
-  const pieces = (decoderConfig as { type?: unknown } | null)?.type === "ByteLevel" ? byteLevelPieces(tokenizer) : undefined;
+  const pieces = isByteLevel(decoderConfig) ? byteLevelPieces(tokenizer) : undefined;
   return pieces ? () => new ByteLevelDecoder(pieces) : () => new IncrementalDecoder(decode);
 }
 
@@ -91,6 +129,17 @@ const BYTE_OF_CHAR: ReadonlyMap<string, number> = (() => {
   return map;
 })();
 
+/** The bytes a byte-level vocabulary entry stands for; undefined if it uses a character outside the byte alphabet. */
+function byteLevelBytes(piece: string): Uint8Array | undefined {
+  const bytes = new Uint8Array(piece.length);
+  for (let i = 0; i < piece.length; i++) {
+    const byte = BYTE_OF_CHAR.get(piece[i]!);
+    if (byte === undefined) return undefined;
+    bytes[i] = byte;
+  }
+  return bytes;
+}
+
 /**
  * What each token id stands for in a byte-level vocabulary: its bytes, its text for an added token that is
  * not special (added tokens decode as their content), or nothing for a special one (skipped). Undefined if any
@@ -107,12 +156,8 @@ export function byteLevelPieces(tokenizer: Tokenizer): (Uint8Array | string)[] |
       pieces[id] = addedToken.special ? new Uint8Array(0) : addedToken.content;
       continue;
     }
-    const bytes = new Uint8Array(token.length);
-    for (let i = 0; i < token.length; i++) {
-      const byte = BYTE_OF_CHAR.get(token[i]!);
-      if (byte === undefined) return undefined;
-      bytes[i] = byte;
-    }
+    const bytes = byteLevelBytes(token);
+    if (!bytes) return undefined;
     pieces[id] = bytes;
   }
   for (let id = 0; id < pieces.length; id++) if (pieces[id] === undefined) return undefined;

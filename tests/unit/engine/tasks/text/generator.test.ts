@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { EngineError } from "../../../../../src/engine/errors.ts";
 import { TextGenerator } from "../../../../../src/engine/tasks/text/generator.ts";
 import { PREFILL_TOKEN_BUDGET, prefillGroups, prefillTokenBudget } from "../../../../../src/engine/tasks/text/prefill.ts";
-import { collect, type Collected, greedy, ReferenceDecoder, run, sampled, statsReach, TEST_OPTIONS, TINY_LM, tinyManifest } from "../../../../helpers/text-model.ts";
+import { collect, type Collected, greedy, logSoftmax, ReferenceDecoder, run, sampled, statsReach, TEST_OPTIONS, TINY_LM, tinyManifest } from "../../../../helpers/text-model.ts";
 
 let generator: TextGenerator;
 let reference: ReferenceDecoder;
@@ -312,6 +312,78 @@ describe("what changes the distribution: penalties, logit bias, min_tokens, igno
     expect(expected.ids[0]).toBe(EOS);
     expect(r).toMatchObject({ text: expected.text, finishReason: "length", usage: { completionTokens: 20 } });
     expect(r.text).toStartWith("And the LORD");
+  });
+});
+
+describe("log-probabilities", () => {
+  const vocab = 512;
+  const utf8 = (text: string) => Array.from(new TextEncoder().encode(text));
+
+  test("each sampled token's is the log-softmax of the model's logits; the alternatives are the most likely, the greedy token first", async () => {
+    const prompt = "And God said, Let there be light";
+    const expected = await reference.greedy(prompt, 20);
+    expect(expected.finishReason).toBe("length");
+    const r = await run(generator, { ...greedy(prompt, 20), logprobs: 4 });
+    expect(r.text).toBe(expected.text);
+    const logprobs = r.pieces.flatMap((p) => p.logprobs ?? []);
+    expect(logprobs).toHaveLength(expected.ids.length);
+    const n = expected.promptIds.length;
+    const logits = await reference.logits([...expected.promptIds, ...expected.ids]);
+    logprobs.forEach((l, k) => {
+      const plain = logSoftmax(logits.subarray((n - 1 + k) * vocab, (n + k) * vocab));
+      const ranked = [...plain.keys()].sort((a, b) => plain[b]! - plain[a]! || a - b);
+      const id = expected.ids[k]!;
+      expect(l.token).toBe(reference.tokenizer.decode([id]));
+      expect(l.bytes).toEqual(utf8(l.token));
+      expect(l.logprob).toBeCloseTo(plain[id]!, 4);
+      expect(l.top.map((t) => t.token)).toEqual(ranked.slice(0, 4).map((i) => reference.tokenizer.decode([i])));
+      l.top.forEach((t, i) => expect(t.logprob).toBeCloseTo(plain[ranked[i]!]!, 4));
+      expect(l.top[0]).toEqual({ token: l.token, bytes: l.bytes, logprob: l.logprob });
+    });
+    // Without a stop sequence, the tokens' bytes are the completion's.
+    expect(logprobs.flatMap((l) => l.bytes)).toEqual(utf8(r.text));
+  });
+
+  test("sampled at a high temperature, with bytes that complete no character alone: the tokens' bytes still make the completion", async () => {
+    let carriedTogether = 0;
+    for (const seed of [11, 20, 35]) {
+      const r = await run(generator, { ...sampled("Ézéchiel — naïve café", 30, seed), temperature: 1.6, topK: 0, topP: 1, logprobs: 0 });
+      const bytes = r.pieces.flatMap((p) => p.logprobs!.flatMap((l) => l.bytes));
+      expect(new TextDecoder().decode(Uint8Array.from(bytes))).toBe(r.text);
+      for (const piece of r.pieces) expect(piece.logprobs!.every((l) => l.top.length === 0)).toBe(true);
+      // A lone lead byte releases nothing until the next token shows it is no character's start: both go together.
+      carriedTogether += r.pieces.filter((p) => p.logprobs!.length > 1 && p.logprobs![0]!.token.startsWith("bytes:\\x")).length;
+    }
+    expect(carriedTogether).toBeGreaterThan(0);
+  });
+
+  test("the prompt's come first when asked: one per prompt token, the first with none", async () => {
+    const prompt = "And it came to pass";
+    const ids = reference.tokenizer.encode(prompt).ids;
+    const r = await run(generator, { ...greedy(prompt, 3), logprobs: 2, promptLogprobs: true });
+    const tokens = r.prompt!.tokens;
+    expect(tokens.map((t) => t.token)).toEqual(ids.map((id) => reference.tokenizer.decode([id])));
+    expect(tokens[0]).toEqual({ token: "And", bytes: utf8("And"), logprob: null, top: [] });
+    const logits = await reference.logits(ids);
+    for (let i = 1; i < ids.length; i++) {
+      const plain = logSoftmax(logits.subarray((i - 1) * vocab, i * vocab));
+      expect(tokens[i]!.logprob).toBeCloseTo(plain[ids[i]!]!, 4);
+      expect(tokens[i]!.top).toHaveLength(2);
+      expect(tokens[i]!.top[0]!.logprob).toBeGreaterThanOrEqual(tokens[i]!.top[1]!.logprob);
+    }
+    // Not asked, not sent.
+    expect((await run(generator, { ...greedy(prompt, 3), logprobs: 2 })).prompt).toBeUndefined();
+  });
+
+  test("with a stop sequence, each token goes with the event that releases its text first; the stop's tokens with none", async () => {
+    // ", and the LORD": the stop "e LO" holds " the"'s last letter back, and " LORD" completes it.
+    const r = await run(generator, { ...greedy("In the beginning", 40, ["e LO"]), logprobs: 0 });
+    expect(r).toMatchObject({ text: ", and th", finishReason: "stop", usage: { completionTokens: 4 } });
+    expect(r.pieces.map((p) => [p.text, p.logprobs!.map((l) => l.token)])).toEqual([
+      [",", [","]],
+      [" and", [" and"]],
+      [" th", [" the"]],
+    ]);
   });
 });
 

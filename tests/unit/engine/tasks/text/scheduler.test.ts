@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import type { FromWorker, StreamEvent, StreamRequest } from "../../../../../src/engine/tasks/text/protocol.ts";
 import { GenerationScheduler, type ModelSteps, type Prompt, type SchedulerOptions } from "../../../../../src/engine/tasks/text/scheduler.ts";
-import { greedy, tinyCodec } from "../../../../helpers/text-model.ts";
+import { greedy, logSoftmax, tinyCodec } from "../../../../helpers/text-model.ts";
 
 const codec = tinyCodec();
 const VOCAB = 512;
@@ -251,5 +251,73 @@ describe("events", () => {
     await close();
     expect(doneOf(eventsOf(3))).toMatchObject({ finishReason: "length", usage: { completionTokens: 3 } });
     expect(model.steps.at(-1)).toEqual([3]);
+  });
+});
+
+describe("log-probabilities", () => {
+  const tokensOf = (events: StreamEvent[]) => events.map((e) => (e.type === "token" ? e.logprobs?.map((l) => l.token) : undefined));
+
+  test("each sampled token's, from the model's own logits, with the most likely alternatives (ties to the lower id)", async () => {
+    const { scheduler, eventsOf, close } = start(new FakeModel({ 1: [THE, LORD] }));
+    // Penalties and bias change what is sampled, not the log-probabilities reported.
+    scheduler.submit(1, request("Then", 2, { logprobs: 5, frequencyPenalty: 2, logitBias: new Map([[FILLER, 5]]) }));
+    await close();
+    const row = logitsPreferring(THE);
+    const expected = logSoftmax(row);
+    // The plain way: every id by logit, largest first, ties to the lower id.
+    const ranked = [...row.keys()].sort((a, b) => row[b]! - row[a]! || a - b);
+    const first = eventsOf(1)[0]!;
+    expect(first).toMatchObject({ type: "token", text: " the" });
+    const logprob = first.type === "token" ? first.logprobs![0]! : undefined;
+    expect(logprob).toMatchObject({ token: " the", bytes: [0x20, 0x74, 0x68, 0x65] });
+    expect(logprob!.logprob).toBeCloseTo(expected[THE]!, 10);
+    expect(logprob!.top).toHaveLength(5);
+    logprob!.top.forEach((t, i) => {
+      expect(t).toMatchObject(codec.tokenText(ranked[i]!));
+      expect(t.logprob).toBeCloseTo(expected[ranked[i]!]!, 10);
+    });
+    // Ties below the favourite: the lower ids come first.
+    expect(ranked.slice(1, 5).every((id, i, ids) => i === 0 || id > ids[i - 1]!)).toBe(true);
+  });
+
+  test("events carry the tokens whose text they release first: a split character with its completion, nothing of a stop sequence", async () => {
+    // " the", then "é" in two byte tokens, then " LORD" and "." completing the stop sequence "D.".
+    const { scheduler, eventsOf, close } = start(new FakeModel({ 1: [THE, 195, 169, LORD, 46], 2: [97, 240, 159], 3: [120, 97, 97, 99] }));
+    scheduler.submit(1, request("Then", 10, { logprobs: 0, stop: ["D."] }));
+    // Cut off inside an emoji: the flushed U+FFFD carries its first bytes.
+    scheduler.submit(2, request("Then", 3, { logprobs: 0 }));
+    // "x", "a", "a", "c" with the stop "ab": each "a" is held back in turn, and released by the token after it.
+    scheduler.submit(3, request("Then", 4, { logprobs: 0, stop: ["ab"] }));
+    await close();
+    expect(eventsOf(3).map((e) => e.type === "token" && e.text)).toEqual(["x", "a", "ac", false]);
+    expect(tokensOf(eventsOf(3))).toEqual([["x"], ["a"], ["a", "c"], undefined]);
+    expect(eventsOf(1).map((e) => e.type === "token" && e.text)).toEqual([" the", "é", " LOR", false]);
+    expect(tokensOf(eventsOf(1))).toEqual([[" the"], ["bytes:\\xc3", "bytes:\\xa9"], [" LORD"], undefined]);
+    expect(doneOf(eventsOf(1))).toMatchObject({ finishReason: "stop", usage: { completionTokens: 5 } });
+    expect(eventsOf(2).map((e) => e.type === "token" && e.text)).toEqual(["a", "\uFFFD", false]);
+    expect(tokensOf(eventsOf(2))).toEqual([["a"], ["bytes:\\xf0", "bytes:\\x9f"], undefined]);
+  });
+
+  test("none computed unless asked", async () => {
+    const { scheduler, eventsOf, close } = start(new FakeModel({ 1: [THE, LORD] }));
+    scheduler.submit(1, request("Then", 2));
+    await close();
+    for (const event of eventsOf(1)) expect(event).not.toHaveProperty("logprobs");
+  });
+
+  test("prompt log-probabilities come first: every prompt token given the ones before it, the first with none", async () => {
+    const { scheduler, eventsOf, close } = start(new FakeModel({ 1: [THE] }));
+    const ids = codec.encode("In the beginning");
+    scheduler.submit(1, request("In the beginning", 1, { logprobs: 1, promptLogprobs: true }));
+    await close();
+    const prompt = eventsOf(1)[0]!;
+    expect(prompt.type).toBe("prompt");
+    const tokens = prompt.type === "prompt" ? prompt.tokens : [];
+    expect(tokens.map((t) => t.token)).toEqual(ids.map((id) => codec.tokenText(id).token));
+    expect(tokens[0]).toMatchObject({ logprob: null, top: [] });
+    for (let i = 1; i < ids.length; i++) {
+      expect(tokens[i]!.logprob).toBeCloseTo(logSoftmax(logitsPreferring(ids[i]!))[ids[i]!]!, 10);
+      expect(tokens[i]!.top.map((t) => t.token)).toEqual([codec.tokenText(ids[i]!).token]);
+    }
   });
 });

@@ -1,8 +1,9 @@
-/** Incremental detokenization, stop sequences and sampling, without a model. */
+/** Incremental detokenization, stop sequences, sampling and log-probabilities, without a model. */
 import { describe, expect, test } from "bun:test";
+import { logSumExp, mostLikely } from "../../../../../src/engine/tasks/text/logprobs.ts";
 import { argmax, sampleToken, seededRandom, TokenSampler } from "../../../../../src/engine/tasks/text/sampling.ts";
 import { ByteLevelDecoder, byteLevelPieces, detokenizerFor, IncrementalDecoder, StopMatcher, type Detokenizer } from "../../../../../src/engine/tasks/text/text-stream.ts";
-import { decode, loadTokenizer } from "../../../../helpers/text-model.ts";
+import { decode, loadTokenizer, tinyCodec } from "../../../../helpers/text-model.ts";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -211,5 +212,25 @@ describe("TokenSampler: penalties, bias and min_tokens", () => {
     expect(draw(greedyWith({ minTokens: 2 }, 0), logits, 4)).toEqual([1, 1, 0, 0]);
     expect(draw(greedyWith({ minTokens: 2 }), logits, 2)).toEqual([0, 0]); // no EOS token: nothing to hold back
     expect(Array.from(logits)).toEqual([3, 1.5, 1.25, -2]);
+  });
+});
+
+describe("log-probabilities", () => {
+  test("log-softmax's normaliser, and the most likely ids, largest first, ties to the lower id", () => {
+    const logits = Float32Array.from([1, 3, 2, 3, -1, 2]);
+    const norm = Math.log([1, 3, 2, 3, -1, 2].reduce((s, x) => s + Math.exp(x), 0));
+    expect(logSumExp(logits)).toBeCloseTo(norm, 12);
+    expect(mostLikely(logits, 4)).toEqual([1, 3, 2, 5]);
+    expect(mostLikely(logits, 0)).toEqual([]);
+    expect(mostLikely(logits, 10)).toEqual([1, 3, 2, 5, 0, 4]);
+  });
+
+  test("a token's text: valid UTF-8 as text, a lone byte in OpenAI's bytes: form, a special token as its content", () => {
+    const codec = tinyCodec();
+    const [first, second] = tokenizer.encode("é").ids;
+    expect(codec.tokenText(tokenizer.token_to_id("ĠLORD")!)).toEqual({ token: " LORD", bytes: [0x20, 0x4c, 0x4f, 0x52, 0x44] });
+    expect(codec.tokenText(first!)).toEqual({ token: "bytes:\\xc3", bytes: [0xc3] });
+    expect(codec.tokenText(second!)).toEqual({ token: "bytes:\\xa9", bytes: [0xa9] });
+    expect(codec.tokenText(codec.eosId!)).toEqual({ token: "<|endoftext|>", bytes: Array.from(new TextEncoder().encode("<|endoftext|>")) });
   });
 });
