@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EngineError } from "../../../../../src/engine/errors.ts";
+import { readManifestOf } from "../../../../../src/engine/registry/manifest.ts";
 import { TextGenerator } from "../../../../../src/engine/tasks/text/generator.ts";
 import { PREFILL_TOKEN_BUDGET, prefillGroups, prefillTokenBudget } from "../../../../../src/engine/tasks/text/prefill.ts";
 import { collect, type Collected, greedy, logSoftmax, ReferenceDecoder, run, sampled, statsReach, TEST_OPTIONS, TINY_LM, tinyManifest } from "../../../../helpers/text-model.ts";
@@ -388,41 +389,85 @@ describe("log-probabilities", () => {
 });
 
 describe("cancellation", () => {
-  test("aborting after the first token ends the iterator, frees the slot, and leaves other streams alone", async () => {
-    const witnessParams = sampled("The LORD is my shepherd", 40, 7);
-    const witnessAlone = await run(generator, witnessParams);
+  /**
+   * The worker drops a cancelled stream before its next step, so its slot frees within a step or two of the
+   * cancel reaching it; how many steps run meanwhile depends on the machine. These run on kjv-gpt, whose steps
+   * are slow enough that a lagging main thread leaves plenty of room, and allow less than half of the steps the
+   * stream still needed: a lost cancel lets it run every one of them.
+   */
+  let kjv: TextGenerator;
+  beforeAll(async () => {
+    const dir = join(import.meta.dir, "..", "..", "..", "..", "..", "models", "kjv-gpt");
+    kjv = await TextGenerator.create(dir, readManifestOf(dir, "text-generation"), TEST_OPTIONS);
+    extra.push(kjv);
+  });
+  const long = (prompt: string, maxTokens: number) => ({ ...greedy(prompt, maxTokens), ignoreEos: true });
+  const stepsUntil = async (g: TextGenerator, from: number, ok: (s: ReturnType<TextGenerator["stats"]>) => boolean) => {
+    await statsReach(g, ok);
+    return g.stats().steps - from;
+  };
+
+  test("aborting after the first token ends the iterator and frees the slot at once; other streams run on unchanged", async () => {
+    const witnessParams = { ...sampled("The LORD is my shepherd", 150, 7), ignoreEos: true };
+    const witnessAlone = await run(kjv, witnessParams);
+    expect(witnessAlone.usage.completionTokens).toBe(150);
 
     const controller = new AbortController();
-    const victim = await generator.generate(greedy("And it came to pass", 50), controller.signal);
-    const witness = run(generator, witnessParams);
+    const victim = await kjv.generate(long("And it came to pass", 200), controller.signal);
+    const witness = run(kjv, witnessParams);
+    await statsReach(kjv, (s) => s.active === 2);
     const iterator = victim.events[Symbol.asyncIterator]();
-    const first = await iterator.next();
-    expect(first.done).toBe(false);
+    expect((await iterator.next()).done).toBe(false);
+    const abortedAt = kjv.stats().steps;
     controller.abort();
     expect(await iterator.next()).toEqual({ value: undefined, done: true });
 
+    // Its slot frees long before either stream would end on its own.
+    expect(await stepsUntil(kjv, abortedAt, (s) => s.active < 2)).toBeLessThan(75);
     expect((await witness).text).toBe(witnessAlone.text);
-    await statsReach(generator, (s) => s.active === 0);
-    expect(generator.stats()).toMatchObject({ active: 0, queued: 0 });
+    await statsReach(kjv, (s) => s.active === 0);
+    expect(kjv.stats()).toMatchObject({ active: 0, queued: 0 });
   });
 
   test("aborting the only stream frees its slot without waiting for it to finish", async () => {
     const controller = new AbortController();
-    const { events } = await generator.generate(greedy("Then", 55), controller.signal);
+    const { events } = await kjv.generate(long("Then", 200), controller.signal);
     let tokens = 0;
+    let abortedAt = 0;
     for await (const event of events) {
       expect(event.type).toBe("token");
       tokens++;
+      abortedAt = kjv.stats().steps;
       controller.abort();
     }
     expect(tokens).toBe(1);
-    await statsReach(generator, (s) => s.active === 0);
+    expect(await stepsUntil(kjv, abortedAt, (s) => s.active === 0)).toBeLessThan(100);
   });
 
   test("leaving the loop early (break) cancels too", async () => {
-    const { events } = await generator.generate(greedy("Then", 55));
-    for await (const _ of events) break;
-    await statsReach(generator, (s) => s.active === 0);
+    const { events } = await kjv.generate(long("Then", 200));
+    let brokeAt = 0;
+    for await (const _ of events) {
+      brokeAt = kjv.stats().steps;
+      break;
+    }
+    expect(await stepsUntil(kjv, brokeAt, (s) => s.active === 0)).toBeLessThan(100);
+  });
+
+  test("aborting a request still waiting for a slot: it never runs", async () => {
+    const single = await another({ maxStreams: 1 });
+    const first = await single.generate(greedy("In the beginning", 40));
+    const controller = new AbortController();
+    const waiting = await single.generate(greedy("Then", 40), controller.signal);
+    await statsReach(single, (s) => s.queued === 1);
+    const prefills = single.stats().prefills;
+    controller.abort();
+    expect(await collect(waiting.events).catch((e: Error) => e.message)).toBe("the events ended without done");
+    await statsReach(single, (s) => s.queued === 0);
+    expect((await collect(first.events)).usage.completionTokens).toBe(40);
+    // Closing waits for everything admitted or queued: had the cancel been lost, it would have run by then.
+    await single.close();
+    expect(single.stats().prefills).toBe(prefills);
   });
 
   test("a signal aborted before the call rejects at once", async () => {
