@@ -2,7 +2,7 @@
  * A real browser against the real server: Debian's chromium (/usr/bin/chromium, never a downloaded one) driven
  * by playwright-core. EventSource on /v1/generate, the playground page at GET / (generation and the iris form),
  * that the page loads nothing from elsewhere, the page's API-key field when the server has keys, and that
- * Swagger UI at /docs renders from this server alone.
+ * Swagger UI at /docs and ReDoc at /redoc render from this server alone.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -205,6 +205,30 @@ describe("Swagger UI at /docs", () => {
       const origin = new URL(server.url).origin;
       expect(requests.filter((u) => !u.startsWith("data:") && new URL(u).origin !== origin)).toEqual([]);
       expect(requests.map((u) => new URL(u).pathname)).toEqual(expect.arrayContaining(["/docs", "/doc"]));
+    } finally {
+      await context.close();
+    }
+  }, TEST_TIMEOUT);
+});
+
+describe("ReDoc at /redoc", () => {
+  test("renders the API from /doc with only this server's assets (it works with no network)", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(20_000);
+      const requests: string[] = [];
+      const errors: string[] = [];
+      page.on("request", (request) => requests.push(request.url()));
+      page.on("pageerror", (error) => errors.push(error.message));
+      await page.goto(`${server.url}/redoc`);
+      await page.waitForSelector("h1:has-text('ONNX model server')");
+      // An operation's own section, not only its entry in the side menu.
+      await page.waitForSelector("h2:has-text('Classify one row with any tabular model')");
+      expect(errors).toEqual([]);
+      const origin = new URL(server.url).origin;
+      expect(requests.filter((u) => !u.startsWith("data:") && !u.startsWith("blob:") && new URL(u).origin !== origin)).toEqual([]);
+      expect(requests.map((u) => new URL(u).pathname)).toEqual(expect.arrayContaining(["/redoc", "/redoc/assets/redoc.standalone.js", "/doc"]));
     } finally {
       await context.close();
     }

@@ -181,6 +181,7 @@ describe("Swagger UI at /docs", () => {
     expect(res.headers.get("content-type")).toStartWith("text/html");
     const html = await res.text();
     expect(html).toContain("url: '/doc'");
+    expect(html).toContain('<a href="/redoc">');
 
     const refs = [...html.matchAll(/<(?:script|link)\b[^>]*?\b(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
     expect(refs.sort()).toEqual(["/docs/assets/swagger-ui-dist/swagger-ui-bundle.js", "/docs/assets/swagger-ui-dist/swagger-ui.css"]);
@@ -197,5 +198,37 @@ describe("Swagger UI at /docs", () => {
 
   test("an unknown asset is a 404 problem", async () => {
     await expectProblem(await app.request("/docs/assets/swagger-ui-dist/evil.js"), 404, "/docs/assets/swagger-ui-dist/evil.js");
+  });
+});
+
+describe("ReDoc at /redoc", () => {
+  test("is HTML that loads only assets served by this server", async () => {
+    const res = await app.request("/redoc");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith("text/html");
+    const html = await res.text();
+    expect(html).toContain('Redoc.init("/doc"');
+    expect(html).toContain("<title>ONNX model server - ReDoc</title>");
+
+    const refs = [...html.matchAll(/<(?:script|link)\b[^>]*?\b(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(refs).toEqual(["/redoc/assets/redoc.standalone.js"]);
+    // No CDN, and no web fonts (ReDoc's own page loads Montserrat and Roboto from Google Fonts).
+    expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
+    expect(html).not.toContain("fonts.googleapis.com");
+
+    const asset = await app.request(refs[0]!);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get("content-type")).toStartWith("text/javascript");
+    expect(asset.headers.get("cache-control")).toBe("public, max-age=86400");
+    const script = await asset.text();
+    expect(script.length).toBeGreaterThan(100_000);
+    // The standalone bundle: it defines the Redoc global the page calls.
+    expect(script).toContain("Redoc");
+    // Its sidebar's logo would come from Redocly's CDN.
+    expect(script).not.toContain("https://cdn.redoc.ly/");
+  });
+
+  test("an unknown asset is a 404 problem", async () => {
+    await expectProblem(await app.request("/redoc/assets/redoc.lib.js"), 404, "/redoc/assets/redoc.lib.js");
   });
 });
