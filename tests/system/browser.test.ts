@@ -1,8 +1,8 @@
 /**
  * A real browser against the real server: Debian's chromium (/usr/bin/chromium, never a downloaded one) driven
  * by playwright-core. EventSource on /v1/generate, the playground page at GET / (generation and the iris form),
- * that the page loads nothing from elsewhere, the page's API-key field when the server has keys, and that
- * Swagger UI at /docs and ReDoc at /redoc render from this server alone.
+ * that the page loads nothing from elsewhere, the page's API-key field when the server has keys, that Swagger UI
+ * at /docs and ReDoc at /redoc render from this server alone, and the favicon.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -184,6 +184,17 @@ describe("the browser, authentication off", () => {
     } finally {
       await close();
     }
+  }, TEST_TIMEOUT);
+
+  test("GET /favicon.ico is an icon, and the playground links it", async () => {
+    const res = await fetch(`${server.url}/favicon.ico`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith("image/");
+    // An ICO file's header: reserved 0, type 1 (icon), then its number of images.
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    expect([...bytes.subarray(0, 4)]).toEqual([0, 0, 1, 0]);
+    const page = await fetch(`${server.url}/`).then((r) => r.text());
+    expect(page).toContain('<link rel="icon" href="/favicon.ico">');
   }, TEST_TIMEOUT);
 });
 
