@@ -1,8 +1,9 @@
 /**
  * A real browser against the real server: Debian's chromium (/usr/bin/chromium, never a downloaded one) driven
- * by playwright-core. EventSource on /v1/generate, the playground page at GET / (generation and the iris form),
- * that the page loads nothing from elsewhere, the page's API-key field when the server has keys, that Swagger UI
- * at /docs and ReDoc at /redoc render from this server alone, and the favicon.
+ * by playwright-core. EventSource on /v1/generate, the playground page at GET / (generation and the iris form,
+ * and the server's reasons when it refuses them), that the page loads nothing from elsewhere, the page's API-key
+ * field when the server has keys, that Swagger UI at /docs and ReDoc at /redoc render from this server alone,
+ * and the favicon.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -97,6 +98,18 @@ async function predictInPage(page: Page, row: [number, number, number, number]):
   return { ok, text: ok ? ((await page.textContent("#predicted-label")) ?? "") : ((await page.textContent("#prediction")) ?? "") };
 }
 
+/** The URLs of the requests `requests` recorded for `pathname`. */
+const requestsTo = (requests: string[], pathname: string) => requests.filter((u) => new URL(u).pathname === pathname);
+
+/** What the server answers to a GET of `url` (on `server`) that it refuses: the status and the problem's detail. */
+async function refusalOf(server: RunningServer, url: string): Promise<{ status: number; detail: string }> {
+  const { pathname, search } = new URL(url);
+  const res = await fetch(`${server.url}${pathname}${search}`);
+  expect(res.headers.get("content-type")).toStartWith("application/problem+json");
+  const problem = (await res.json()) as { detail: string };
+  return { status: res.status, detail: problem.detail };
+}
+
 // Over tiny-lm's 64-token context the page's own default (60 tokens) is too long for most prompts; tests set it.
 const FORM = { prompt: "And God said", maxTokens: 30, seed: 1234 };
 // The page's defaults for the rest: temperature 0.8, top p 0.95, top k 40.
@@ -174,13 +187,46 @@ describe("the browser, authentication off", () => {
     }
   }, TEST_TIMEOUT);
 
-  test("a generation the server refuses (over the context) shows an error in the status line", async () => {
-    const { page, close } = await openPage(server);
+  // EventSource cannot read an error response: the page asks again with fetch to show why.
+  test("a generation the server refuses (over the context) shows the 422's detail in the status line", async () => {
+    const { page, requests, close } = await openPage(server);
     try {
       const generated = await generateInPage(page, { ...FORM, maxTokens: 64 });
-      expect(generated.status).toStartWith("error");
+      const refused = await refusalOf(server, requestsTo(requests, "/v1/generate")[0]!);
+      expect(refused.status).toBe(422);
+      expect(refused.detail).toContain("context");
+      expect(generated.status).toBe(`error (422): ${refused.detail}`);
       expect(generated.text).toBe("");
       expect(await page.getAttribute("#gen-status", "class")).toContain("error");
+    } finally {
+      await close();
+    }
+  }, TEST_TIMEOUT);
+
+  test("empty sampling fields are left out of the query, and the server's defaults apply", async () => {
+    const { page, requests, close } = await openPage(server);
+    try {
+      for (const id of ["#temperature", "#top-p", "#top-k", "#seed"]) await page.fill(id, "");
+      await page.fill("#max-tokens", "10");
+      await page.click("#generate");
+      await page.waitForFunction(() => (document.getElementById("gen-status")!.textContent ?? "") !== "generating...");
+      expect(await page.textContent("#gen-status")).toStartWith("done");
+      const query = new URL(requestsTo(requests, "/v1/generate")[0]!).searchParams;
+      expect([...query.keys()].sort()).toEqual(["max_tokens", "model", "prompt"]);
+    } finally {
+      await close();
+    }
+  }, TEST_TIMEOUT);
+
+  test("an empty iris field is named on the page and nothing is sent", async () => {
+    const { page, requests, close } = await openPage(server);
+    try {
+      await page.fill("#sepal_width", "");
+      await page.click("#predict");
+      await page.waitForFunction(() => (document.getElementById("prediction")!.textContent ?? "") !== "");
+      expect(await page.textContent("#prediction")).toBe("sepal_width is empty");
+      expect(await page.getAttribute("#prediction", "class")).toContain("error");
+      expect(requestsTo(requests, "/v2/predict")).toEqual([]);
     } finally {
       await close();
     }
@@ -258,11 +304,14 @@ describe("the browser, authentication on: the page's API key field", () => {
     await server?.stop("SIGKILL");
   }, HOOK_TIMEOUT);
 
-  test("without a key, generation shows an error and Predict shows the 401's detail", async () => {
+  test("without a key, generation and Predict both show the 401's detail", async () => {
     const { page, requests, close } = await openPage(server);
     try {
       const generated = await generateInPage(page, FORM);
-      expect(generated.status).toStartWith("error:");
+      const refused = await refusalOf(server, requestsTo(requests, "/v1/generate")[0]!);
+      expect(refused.status).toBe(401);
+      expect(refused.detail).toContain("API key");
+      expect(generated.status).toBe(`error (401): ${refused.detail}`);
       expect(generated.text).toBe("");
       const predicted = await predictInPage(page, [5.1, 3.5, 1.4, 0.2]);
       expect(predicted.ok).toBe(false);
