@@ -208,10 +208,10 @@ describe("limits answered as problem+json (4xx)", () => {
 
   test("the context-length problems say how long the prompt is and what fits", async () => {
     const long = await expectProblem(await post({ prompt: LONG_PROMPT, max_tokens: 5 }), 422, "/v1/generate");
-    expect(long.detail).toContain(`context length is ${CONTEXT} tokens`);
+    expect(long.detail).toBe(`the prompt is ${promptTokens(LONG_PROMPT)} tokens and the model's context is ${CONTEXT} tokens, which leaves no room to generate`);
     const P = promptTokens(PROMPT);
     const over = await expectProblem(await post({ prompt: PROMPT, max_tokens: MAX_TOKENS }), 422, "/v1/generate");
-    expect(over.detail).toContain(`use max_tokens ≤ ${CONTEXT - P}`);
+    expect(over.detail).toBe(`the prompt is ${P} tokens and the model's context is ${CONTEXT} tokens, so at most ${CONTEXT - P} tokens can be generated; ${MAX_TOKENS} were asked for`);
     // ... and that max_tokens does fit
     expect((await resultOf({ prompt: PROMPT, max_tokens: CONTEXT - P, temperature: 0 })).usage.completion_tokens).toBe(CONTEXT - P);
   }, TIMEOUT);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { startTextServer } from "../helpers/generation.ts";
 import { keysFile } from "../helpers/keys.ts";
+import { loadTokenizer } from "../helpers/text-model.ts";
 import type { RunningServer } from "../helpers/server.ts";
 
 // Bounds, not measurements: two shared cores may be busy with other work (the hooks start real servers).
@@ -189,7 +190,96 @@ describe("the openai client, authentication off", () => {
     expect(maxTokens.param).toBe("max_tokens");
     await rejection(() => client.completions.create({ model: "iris", prompt: PROMPT, max_tokens: 5 }), OpenAI.BadRequestError, 400);
   }, TIMEOUT);
+
+  test("parameters this model cannot honour → BadRequestError naming each: tools, response_format json, best_of, suffix, image parts", async () => {
+    const tool = { type: "function" as const, function: { name: "lookup", parameters: { type: "object", properties: {} } } };
+    const refusals: [string, () => Promise<unknown>][] = [
+      ["tools", () => client.chat.completions.create({ model: "tiny-lm", messages: MESSAGES, tools: [tool] })],
+      ["response_format", () => client.chat.completions.create({ model: "tiny-lm", messages: MESSAGES, response_format: { type: "json_object" } })],
+      ["best_of", () => client.completions.create({ model: "tiny-lm", prompt: PROMPT, best_of: 3 })],
+      ["suffix", () => client.completions.create({ model: "tiny-lm", prompt: PROMPT, suffix: " the end" })],
+      [
+        "messages.0.content.1",
+        () =>
+          client.chat.completions.create({
+            model: "tiny-lm",
+            messages: [{ role: "user", content: [{ type: "text", text: "What is this?" }, { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }] }],
+          }),
+      ],
+    ];
+    for (const [param, call] of refusals) expect((await rejection(call, OpenAI.BadRequestError, 400)).param).toBe(param);
+  }, TIMEOUT);
+
+  test("logprobs: completions' parallel lists (echo puts the prompt's tokens first), chat's content[]; the greedy token is the most likely", async () => {
+    const completion = await client.completions.create({ model: "tiny-lm", prompt: PROMPT, max_tokens: 6, temperature: 0, logprobs: 3, echo: true });
+    const choice = completion.choices[0]!;
+    expect(choice.text.startsWith(PROMPT)).toBe(true);
+    const lists = choice.logprobs!;
+    const promptTokens = completion.usage!.prompt_tokens;
+    expect(lists.tokens).toHaveLength(promptTokens + 6);
+    expect(lists.tokens!.join("")).toBe(choice.text);
+    expect(lists.token_logprobs![0]).toBeNull();
+    expect(lists.top_logprobs![0]).toBeNull();
+    expect(lists.text_offset![promptTokens]).toBe(PROMPT.length);
+    for (let i = promptTokens; i < lists.tokens!.length; i++) {
+      const top = Object.entries(lists.top_logprobs![i]!);
+      expect(top).toHaveLength(3);
+      // Greedy: the token chosen is the most likely one, with its log-probability.
+      expect(top[0]).toEqual([lists.tokens![i]!, lists.token_logprobs![i]!]);
+      expect(lists.token_logprobs![i]!).toBeLessThanOrEqual(0);
+    }
+
+    const chat = await client.chat.completions.create({ model: "tiny-lm", messages: MESSAGES, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 2 });
+    const content = chat.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(5);
+    expect(content.map((t) => t.token).join("")).toBe(chat.choices[0]!.message.content ?? "");
+    for (const t of content) {
+      expect(t.top_logprobs).toHaveLength(2);
+      expect(t.top_logprobs[0]).toEqual({ token: t.token, logprob: t.logprob, bytes: t.bytes });
+      expect(Buffer.from(t.bytes!).toString("utf8")).toBe(t.token);
+    }
+  }, TIMEOUT);
+
+  test("n choices: each its own stream (seed + i), streamed or not; usage counts the prompt once", async () => {
+    const completion = await client.completions.create({ model: "tiny-lm", prompt: PROMPT, max_tokens: 8, temperature: 1, seed: 5, n: 3 });
+    expect(completion.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    // Choice i is what a single request seeded seed + i gives.
+    let completionTokens = 0;
+    for (const [i, c] of completion.choices.entries()) {
+      const alone = await generate(server, { prompt: PROMPT, max_tokens: 8, temperature: 1, seed: 5 + i });
+      expect(c.text).toBe(alone.text);
+      completionTokens += alone.usage.completion_tokens;
+    }
+    expect(completion.usage!.completion_tokens).toBe(completionTokens);
+    expect(completion.usage!.prompt_tokens).toBe((await generate(server, { prompt: PROMPT, max_tokens: 1 })).usage.prompt_tokens);
+
+    const stream = await client.chat.completions.create({ model: "tiny-lm", messages: MESSAGES, max_tokens: 8, temperature: 1, seed: 5, n: 2, stream: true });
+    const texts = ["", ""];
+    for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.delta.content ?? "";
+    const whole = await client.chat.completions.create({ model: "tiny-lm", messages: MESSAGES, max_tokens: 8, temperature: 1, seed: 5, n: 2 });
+    expect(texts).toEqual(whole.choices.map((c) => c.message.content ?? ""));
+  }, TIMEOUT);
+
+  test("penalties, logit_bias and vLLM's min_tokens and ignore_eos are honoured (the bias changes the greedy text)", async () => {
+    const plain = await client.completions.create({ model: "tiny-lm", prompt: PROMPT, max_tokens: 8, temperature: 0, logprobs: 0 });
+    const first = plain.choices[0]!.logprobs!.tokens![0]!;
+    // Ban the greedy first token through logit_bias: the completion must start otherwise.
+    const banned = await client.completions.create({ model: "tiny-lm", prompt: PROMPT, max_tokens: 8, temperature: 0, logit_bias: { [tokenId(first)]: -100 }, logprobs: 0 });
+    expect(banned.choices[0]!.logprobs!.tokens![0]).not.toBe(first);
+    const penalized = await client.completions.create({ model: "tiny-lm", prompt: PROMPT, max_tokens: 30, temperature: 0, frequency_penalty: 2, presence_penalty: 2 });
+    expect(penalized.usage!.completion_tokens).toBeGreaterThan(0);
+    // Extensions as vLLM takes them: extra body fields.
+    const long = await client.completions.create({ model: "tiny-lm", prompt: PROMPT, max_tokens: 20, temperature: 0, ignore_eos: true, min_tokens: 20 } as never);
+    expect(long.usage!.completion_tokens).toBe(20);
+  }, TIMEOUT);
 });
+
+/** A token's id in the tiny model's tokenizer.json. */
+function tokenId(token: string): number {
+  const id = loadTokenizer().token_to_id(token.replace(/^ /, "Ġ")); // byte-level BPE writes a leading space as Ġ
+  if (id === undefined) throw new Error(`no token ${JSON.stringify(token)} in the vocabulary`);
+  return id;
+}
 
 describe("the openai client, authentication on (API_KEYS_FILE)", () => {
   let server: RunningServer;
