@@ -32,8 +32,8 @@ export async function runSession(session: ort.InferenceSession, feeds: Record<st
 /**
  * Frees a tensor's buffer now instead of at some later garbage collection, for outputs that are garbage as soon
  * as the next run has read them (a decoder's KV cache: megabytes per step at batch 16). Left to the collector,
- * the process's memory rises and falls with its timing, and each freshly mapped page costs a page fault (about
- * 11 µs on a virtual machine, up to a third of a batch step); freed at once, the next run's outputs reuse the
+ * the process's memory rises and falls with its timing, and each freshly mapped page costs a page fault (dear on
+ * a virtual machine: docs/performance.md has the figures); freed at once, the next run's outputs reuse the
  * same memory. It detaches the view's whole buffer, so it is only for views that own theirs, as ONNX Runtime's
  * outputs do. Runtimes without ArrayBuffer.prototype.transfer (Node < 21) leave it to the collector.
  */

@@ -117,6 +117,29 @@ describe("the OpenAPI document", () => {
     }
   });
 
+  test("each error status has an example of its own, whose status is that status", () => {
+    const examples = new Map<string, string>();
+    for (const { op } of operations()) {
+      for (const [status, response] of Object.entries(op.responses).filter(([s]) => Number(s) >= 400)) {
+        for (const content of Object.values(response.content ?? {})) {
+          if (content.example === undefined) continue;
+          expect((content.example as { status?: number }).status ?? Number(status)).toBe(Number(status));
+          examples.set(status, JSON.stringify(content.example));
+        }
+      }
+    }
+    // Problem examples for 400, 401, 403, 404, 413, 415, 422, 429, 500 and 503: all different.
+    expect([...examples.keys()].sort()).toEqual(expect.arrayContaining(["400", "401", "403", "404", "413", "415", "422", "429", "500", "503"]));
+    expect(new Set(examples.values()).size).toBe(examples.size);
+  });
+
+  test("a route without a body documents no body errors (413, 415)", () => {
+    for (const { path, method, op } of operations()) {
+      if (op.requestBody) continue;
+      expect({ path, method, statuses: Object.keys(op.responses).filter((s) => s === "413" || s === "415") }).toEqual({ path, method, statuses: [] });
+    }
+  });
+
   test("each route documents the errors it can answer", () => {
     const statuses = (path: string, method = "post") => Object.keys(doc.paths[path]![method]!.responses);
     for (const path of ["/v1/predict", "/v1/predict/batch", "/v2/predict", "/predict"]) expect(statuses(path)).toEqual(expect.arrayContaining(PREDICT_ERRORS));

@@ -73,7 +73,7 @@ export interface Detokenizer {
  * A detokenizer factory for this tokenizer: byte by byte when its decoding is plain byte-level BPE (GPT-2's
  * convention), else by decoding windows of ids with the tokenizer itself. Both give the text
  * `tokenizer.decode(ids, { skip_special_tokens: true })` gives; the byte path costs a table lookup per token
- * instead of two decodes, which at sixteen streams was about 4% of the generation worker's time.
+ * instead of two decodes, a visible share of the worker's time at sixteen streams (docs/performance.md).
  */
 export function detokenizerFor(tokenizer: Tokenizer, decoderConfig: unknown, decode: (ids: number[]) => string): () => Detokenizer {
   const pieces = isByteLevel(decoderConfig) ? byteLevelPieces(tokenizer) : undefined;
