@@ -14,44 +14,50 @@ const HOW = "send a JSON object with Content-Type: application/json";
 
 /**
  * Reads the body of requests to routes for which `takesJson` is true and hands the parsed value to the route's
- * validator (through Hono's body cache, so it is parsed once). Refuses, as problem+json:
+ * validator (as this request's c.req.json(), so it is parsed once). Refuses, as problem+json:
  * - a Content-Encoding other than identity → 415 (bodies are not decompressed);
  * - no Content-Type, or one that is not JSON, or a charset other than UTF-8 → 415;
  * - an empty body → 400; bytes that are not UTF-8 → 400 (never silently replaced); text that is not JSON → 400;
  *   NaN or Infinity → 422 naming each field.
  */
 export function jsonBodies(takesJson: (c: Context) => boolean): MiddlewareHandler {
-  return async function jsonBodies(c, next) {
+  // Not async: a request that is not for a JSON route costs no promise of its own.
+  return function jsonBodies(c, next) {
     if (!takesJson(c)) return next();
-    const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
-    if (encoding && encoding !== "identity") {
-      throw unsupported(`Content-Encoding '${encoding}' is not accepted: ${HOW}, uncompressed.`);
+    const encoding = c.req.header("content-encoding");
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
+      throw unsupported(`Content-Encoding '${encoding.trim().toLowerCase()}' is not accepted: ${HOW}, uncompressed.`);
     }
     const type = c.req.header("content-type");
     if (type === undefined) throw unsupported(`The request has no Content-Type: ${HOW}.`);
     if (!JSON_TYPE.test(type)) throw unsupported(`The body is '${type.split(";")[0]!.trim()}', not JSON: ${HOW}.`);
-    const charset = CHARSET.exec(type)?.[1]?.toLowerCase();
+    const charset = type.includes(";") ? CHARSET.exec(type)?.[1]?.toLowerCase() : undefined;
     if (charset && charset !== "utf-8" && charset !== "utf8") throw unsupported(`JSON bodies are UTF-8, not ${charset}: ${HOW}.`);
-
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    let text: string;
-    try {
-      text = utf8.decode(bytes);
-    } catch {
-      throw new ProblemError(400, "Invalid UTF-8", `The body is not valid UTF-8 (first bad byte at offset ${firstInvalidByte(bytes)}); JSON must be UTF-8.`, {
-        type: problemType("invalid_utf8"),
-      });
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw explainBadJson(text);
-    }
-    // The route's validator reads the body through c.req.json(), which answers from this cache.
-    c.req.bodyCache.json = Promise.resolve(value);
-    return next();
+    // arrayBuffer(), not bytes(): Node 20's Request has no bytes().
+    return c.req.raw.arrayBuffer().then((buffer) => {
+      const value = parse(new Uint8Array(buffer));
+      // The route's validator reads the body through c.req.json(), which would read and parse the text again.
+      c.req.json = (() => Promise.resolve(value)) as typeof c.req.json;
+      return next();
+    });
   };
+}
+
+/** The JSON value of a body, or the ProblemError saying why there is none. */
+function parse(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ProblemError(400, "Invalid UTF-8", `The body is not valid UTF-8 (first bad byte at offset ${firstInvalidByte(bytes)}); JSON must be UTF-8.`, {
+      type: problemType("invalid_utf8"),
+    });
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw explainBadJson(text);
+  }
 }
 
 const unsupported = (detail: string) => new ProblemError(415, "Unsupported Media Type", detail, { type: problemType("unsupported_media_type") });

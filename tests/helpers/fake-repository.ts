@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
 import { readManifestOf, type ModelManifest, type ModelTask, type TabularManifest, type TextGenerationManifest } from "../../src/engine/registry/manifest.ts";
-import type { ModelCatalog, ModelState, ModelStatus, Readiness, ServedModel, ServedModelOf } from "../../src/engine/registry/repository.ts";
+import { readinessOf, type ModelCatalog, type ModelState, type ModelStatus, type Readiness, type ServedModel, type ServedModelOf } from "../../src/engine/registry/repository.ts";
 import type { Classification, Predictions, TabularModel } from "../../src/engine/tasks/tabular/classifier.ts";
 import type { GenerationEvent, GenerationParams, StreamStats, TextModel, TokenLogprob } from "../../src/engine/tasks/text/generator.ts";
 
@@ -218,20 +218,9 @@ export class FakeRepository implements ModelCatalog {
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
-  async readiness(): Promise<Readiness> {
-    const models = await Promise.all(
-      [...this.entries.values()].map(async (entry) => {
-        const status = this.statusOf(entry);
-        if (entry.state !== "ready") return status;
-        try {
-          await entry.model.selfTest();
-          return status;
-        } catch (error) {
-          return { ...status, state: "failed" as const, error: `self-test failed: ${error instanceof Error ? error.message : error}` };
-        }
-      }),
-    );
-    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+  readiness(): Promise<Readiness> {
+    const models = [...this.entries.values()].map((entry) => ({ status: this.statusOf(entry), ...(entry.state === "ready" ? { check: () => entry.model.selfTest() } : {}) }));
+    return readinessOf(models, (error) => (error instanceof Error ? error.message : String(error)));
   }
 
   private entry(name: string): Entry {

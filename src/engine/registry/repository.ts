@@ -71,6 +71,25 @@ export interface ModelCatalog {
   readiness(): Promise<Readiness>;
 }
 
+/**
+ * Ready when there are models and every one is ready and passes its check (models without one, not loaded, count
+ * as they stand); a check that fails reports its model failed, with `reason(error)`.
+ */
+export async function readinessOf(models: { status: ModelStatus; check?: () => Promise<void> }[], reason: (error: unknown) => string): Promise<Readiness> {
+  const checked = await Promise.all(
+    models.map(async ({ status, check }) => {
+      if (!check) return status;
+      try {
+        await check();
+        return status;
+      } catch (error) {
+        return { ...status, state: "failed" as const, error: `self-test failed: ${reason(error)}` };
+      }
+    }),
+  );
+  return { ready: checked.length > 0 && checked.every((m) => m.state === "ready"), models: checked };
+}
+
 type Entry = {
   name: string;
   dir: string;
@@ -169,20 +188,12 @@ export class ModelRepository implements ModelCatalog {
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
-  async readiness(): Promise<Readiness> {
-    const models = await Promise.all(
-      [...this.entries.values()].map(async (entry) => {
-        const status = this.statusOf(entry);
-        if (!entry.liveness) return status;
-        try {
-          await entry.liveness.check();
-          return status;
-        } catch (error) {
-          return { ...status, state: "failed" as const, error: `self-test failed: ${this.publicReason(error)}` };
-        }
-      }),
-    );
-    return { ready: models.length > 0 && models.every((m) => m.state === "ready"), models };
+  readiness(): Promise<Readiness> {
+    const models = [...this.entries.values()].map((entry) => {
+      const liveness = entry.liveness;
+      return { status: this.statusOf(entry), ...(liveness ? { check: () => liveness.check() } : {}) };
+    });
+    return readinessOf(models, (error) => this.publicReason(error));
   }
 
   async close() {
