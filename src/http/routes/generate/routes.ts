@@ -55,7 +55,7 @@ export function generateRoutes(limits: TextLimits, defaultModel: string | undefi
         api_key: z.string().optional().openapi({ description: "The API key, for clients that cannot send headers" }),
       }),
     },
-    responses: { 200: sseResponse("The token stream"), ...problemResponses(400, 404, 422, ...authErrors, 500, 503) },
+    responses: { 200: sseResponse("The token stream"), ...problemResponses(404, 422, ...authErrors, 500, 503) },
   });
 
   const post = createRoute({
