@@ -3,6 +3,7 @@
  * and bias, as vLLM's default "raw" mode), for the sampled token and the most likely alternatives.
  */
 import type { TokenLogprob } from "./generator.ts";
+import { mostLikely } from "./sampling.ts";
 
 /** A token's text and bytes as log-probabilities show them (see TextCodec.tokenText). */
 export type TokenText = { token: string; bytes: number[] };
@@ -15,22 +16,6 @@ export function logSumExp(logits: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
   return max + Math.log(sum);
-}
-
-/** The ids of the n largest logits, largest first; ties go to the lower id. */
-export function mostLikely(logits: Float32Array, n: number): number[] {
-  const ids: number[] = [];
-  if (n <= 0) return ids;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i]!;
-    // Ascending ids: a later id equal to a kept one ranks after it.
-    if (ids.length === n && !(v > logits[ids[n - 1]!]!)) continue;
-    let at = ids.length === n ? n - 1 : ids.length;
-    while (at > 0 && v > logits[ids[at - 1]!]!) at--;
-    if (ids.length === n) ids.pop();
-    ids.splice(at, 0, i);
-  }
-  return ids;
 }
 
 /** `token`'s log-probability under `logits`, with the `top` most likely alternatives. */

@@ -62,7 +62,7 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, random
   let candidates: number[];
   let sorted = false;
   if (params.topK > 0 && params.topK < vocab) {
-    candidates = topK(logits, params.topK);
+    candidates = mostLikely(logits, params.topK);
     sorted = true;
   } else {
     candidates = Array.from({ length: vocab }, (_, i) => i);
@@ -104,8 +104,10 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, random
   return candidates[candidates.length - 1]!; // rounding left r ≥ 0 after the last weight
 }
 
-/** The k largest logits' ids, largest first (ties: lower id first). */
-function topK(logits: Float32Array, k: number): number[] {
+/** The ids of the k largest logits, largest first (ties: lower id first); all of them when k is at least their number. */
+export function mostLikely(logits: Float32Array, k: number): number[] {
+  if (k <= 0) return [];
+  k = Math.min(k, logits.length);
   const threshold = kthLargest(logits, k);
   const above: number[] = [];
   const equal: number[] = [];

@@ -1,7 +1,7 @@
 /** Incremental detokenization, stop sequences, sampling and log-probabilities, without a model. */
 import { describe, expect, test } from "bun:test";
-import { logSumExp, mostLikely } from "../../../../../src/engine/tasks/text/logprobs.ts";
-import { argmax, sampleToken, seededRandom, TokenSampler } from "../../../../../src/engine/tasks/text/sampling.ts";
+import { logSumExp } from "../../../../../src/engine/tasks/text/logprobs.ts";
+import { argmax, mostLikely, sampleToken, seededRandom, TokenSampler } from "../../../../../src/engine/tasks/text/sampling.ts";
 import { ByteLevelDecoder, byteLevelPieces, detokenizerFor, IncrementalDecoder, StopMatcher, type Detokenizer } from "../../../../../src/engine/tasks/text/text-stream.ts";
 import { decode, loadTokenizer, tinyCodec } from "../../../../helpers/text-model.ts";
 import { Tokenizer } from "@huggingface/tokenizers";
