@@ -36,8 +36,8 @@ export type DocsInfo = { title: string; version: string; description: string };
 type Asset = { type: string; data: Uint8Array<ArrayBuffer> };
 
 /**
- * Reads `files` (name → content type) from `folder` of the installed package `name`, once: they are a few MB and
- * never change while the server runs. The package is resolved as Node resolves it, so the Node bundle (dist/node.js)
+ * Reads `files` (name → content type) from `folder` of the installed package `name`: they are a few MB and never
+ * change while the server runs, so they are read once. The package is resolved as Node resolves it, so the Node bundle (dist/node.js)
  * finds it too. `edit` rewrites a text file's content.
  */
 function packageAssets(name: string, folder: string, files: Record<string, string>, edit?: (text: string) => string): Map<string, Asset> {
@@ -46,9 +46,15 @@ function packageAssets(name: string, folder: string, files: Record<string, strin
   return new Map(Object.entries(files).map(([file, type]) => [file, { type, data: read(file) }]));
 }
 
-function serveAsset(assets: Map<string, Asset>) {
+/** `make()`'s value, made on the first call. */
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= make());
+}
+
+function serveAsset(assets: () => Map<string, Asset>) {
   return (c: Context) => {
-    const asset = assets.get(c.req.param("file") ?? "");
+    const asset = assets().get(c.req.param("file") ?? "");
     if (!asset) return c.notFound();
     return c.body(asset.data, 200, { "Content-Type": asset.type, "Cache-Control": "public, max-age=86400" });
   };
@@ -65,8 +71,9 @@ export function docsRouter(api: OpenAPIHono<any, any, any>, info: DocsInfo, revi
     if (cached?.revision !== revision()) cached = { revision: revision(), body: JSON.stringify(api.getOpenAPI31Document({ openapi: "3.1.0", info })) };
     return cached.body;
   };
-  const swaggerAssets = packageAssets("swagger-ui-dist", ".", { "swagger-ui.css": CSS, "swagger-ui-bundle.js": JS });
-  const redocAssets = packageAssets("redoc", "bundles", { "redoc.standalone.js": JS }, (js) => js.replaceAll(REDOC_CDN_LOGO, EMPTY_IMAGE));
+  // Read when first asked for, not at start: most servers (and every route test's app) never serve them.
+  const swaggerAssets = once(() => packageAssets("swagger-ui-dist", ".", { "swagger-ui.css": CSS, "swagger-ui-bundle.js": JS }));
+  const redocAssets = once(() => packageAssets("redoc", "bundles", { "redoc.standalone.js": JS }, (js) => js.replaceAll(REDOC_CDN_LOGO, EMPTY_IMAGE)));
 
   // Swagger UI's own markup (it names the assets under SWAGGER_ASSETS/swagger-ui-dist/), in a page that also links the other views.
   const swaggerPage = html`<!doctype html>
