@@ -127,7 +127,7 @@ describe("bodies that are not acceptable JSON", () => {
   });
 
   test("bytes that are not UTF-8 are a 400 naming where, never silently replaced", async () => {
-    // A valid JSON text whose string holds a lone continuation byte (0x80) at offset 9.
+    // A valid JSON text but for a lone continuation byte (0x80) inside a string, at offset 10.
     const bytes = new Uint8Array([...new TextEncoder().encode('{"model":"'), 0x80, ...new TextEncoder().encode('","features":[5.1,3.5,1.4,0.2]}')]);
     const res = await app.request("/v1/predict", { method: "POST", headers: { "Content-Type": "application/json" }, body: bytes });
     const body = await expectProblem(res, 400, "/v1/predict");
