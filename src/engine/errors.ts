@@ -3,6 +3,9 @@ export type EngineErrorCode =
   | "model_not_found" // no model of that name
   | "wrong_task" // the model exists but does not do what was asked of it
   | "invalid_input" // the request is well-formed but the model cannot take it
+  | "unsupported_media_type" // a file is not of a type the model reads (decided by its bytes)
+  | "too_large" // an input is larger than the server accepts (an image's pixels, say)
+  | "conflict" // the model or version already exists
   | "overloaded" // admission control refused the request
   | "not_ready" // the model is still loading or failed to load
   | "load_failed" // a model could not be loaded from disk

@@ -11,6 +11,12 @@ export const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, c
 /** A JSON response of the route. */
 export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
+/** The OpenAPI extension by which a route that takes uploads declares its own body limit (read by the route table). */
+export const MAX_BODY_BYTES = "x-max-body-bytes";
+
+/** Spread into a createRoute definition: the route's bodies may be up to `bytes` long instead of BODY_LIMIT_BYTES. */
+export const maxBodyBytes = (bytes: number) => ({ [MAX_BODY_BYTES]: bytes }) as { "x-max-body-bytes": number };
+
 /** One router per resource; every validation failure is shaped by this one hook. */
 export function createRouter<E extends Env = Env>() {
   return new OpenAPIHono<E>({

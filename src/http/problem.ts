@@ -42,6 +42,9 @@ const engineStatus: Record<EngineErrorCode, { status: ContentfulStatusCode; titl
   model_not_found: { status: 404, title: "Model not found" },
   wrong_task: { status: 422, title: "Wrong kind of model" },
   invalid_input: { status: 422, title: "Invalid input" },
+  unsupported_media_type: { status: 415, title: "Unsupported Media Type" },
+  too_large: { status: 413, title: "Content Too Large" },
+  conflict: { status: 409, title: "Conflict" },
   overloaded: { status: 503, title: "Overloaded" },
   not_ready: { status: 503, title: "Not ready" },
   // Only a reload reaches a client with this: the files it was asked to load are what is wrong.

@@ -1,14 +1,14 @@
 /**
  * What each route declares, looked up per request by the middleware that must know it before the route runs:
  * the scope its API key needs, whether the key may come in the query string, whether it takes a JSON body, and
- * the shape of its errors. All of it is read from the routes' OpenAPI definitions, so the docs and the
+ * the shape of its errors, its body limit. All of it is read from the routes' OpenAPI definitions, so the docs and the
  * middleware cannot disagree; and which methods a path has, for 405 answers.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, Hono } from "hono";
 import type { Scope } from "../auth/key-store.ts";
 import type { AppEnv } from "./env.ts";
-import { QUERY_KEY_SCHEME } from "./openapi.ts";
+import { MAX_BODY_BYTES, QUERY_KEY_SCHEME } from "./openapi.ts";
 import { ProblemError, problemResponse } from "./problem.ts";
 
 export type RouteInfo = {
@@ -20,6 +20,8 @@ export type RouteInfo = {
   takesJson: boolean;
   /** The schema of the route's declared error responses, when they are not problem+json (OpenAI's, say). */
   errorSchema?: unknown;
+  /** The route's own body limit (uploads), from its `x-max-body-bytes`; else the server's. */
+  maxBodyBytes?: number;
 };
 
 type Pattern<T> = { method: string; pattern: RegExp; value: T };
@@ -43,6 +45,7 @@ export class RouteTable {
         ...(scope ? { scope } : {}),
         keyInQuery: security.some((s) => QUERY_KEY_SCHEME in s),
         takesJson: Boolean(route.request?.body?.content?.["application/json"]),
+        ...(typeof route[MAX_BODY_BYTES] === "number" ? { maxBodyBytes: route[MAX_BODY_BYTES] } : {}),
         ...(errorContent && !errorContent["application/problem+json"] ? { errorSchema: (errorContent["application/json"] as { schema?: unknown } | undefined)?.schema } : {}),
       };
       const method = route.method.toUpperCase();

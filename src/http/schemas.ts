@@ -10,7 +10,7 @@ export const ModelStatus = z
   .object({
     name: z.string().openapi({ example: "iris" }),
     version: z.string().optional().openapi({ description: "Absent when the model's manifest could not be read", example: "1.0.0" }),
-    task: z.enum(["tabular-classification", "text-generation"]).optional().openapi({ example: "tabular-classification" }),
+    task: z.enum(["tabular-classification", "image-classification", "text-generation"]).optional().openapi({ example: "tabular-classification" }),
     state: z.enum(["loading", "ready", "failed"]).openapi({ example: "ready" }),
     error: z.string().optional().openapi({ description: "Why the model is not ready (files named relative to the models folder)", example: "iris/model.json: labels: must hold at least 2 items" }),
     generations: z

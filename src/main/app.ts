@@ -106,7 +106,7 @@ export function createApp({ config, catalog, logger, keys, rateLimitStore, clien
     );
   }
   app.use(limit);
-  app.use(bodyLimit(config.BODY_LIMIT_BYTES));
+  app.use(bodyLimit((c) => routes.of(c)?.maxBodyBytes ?? config.BODY_LIMIT_BYTES));
   app.use(jsonBodies((c) => routes.of(c)?.takesJson === true));
   app.route("/", playground);
   app.route("/", api);

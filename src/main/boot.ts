@@ -96,6 +96,7 @@ export function engineOptions(config: Config): EngineOptions {
     intraOpThreads: config.INTRA_OP_THREADS,
     inlineInferenceMaxMs: config.INLINE_INFERENCE_MAX_MS,
     batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxWaitMs: config.MAX_BATCH_WAIT_MS, maxQueue: config.MAX_QUEUE },
+    images: { maxPixels: config.IMAGE_MAX_PIXELS },
     generation: {
       maxStreams: config.GENERATION_MAX_STREAMS,
       maxQueue: config.GENERATION_MAX_QUEUE,

@@ -33,8 +33,19 @@ export const ConfigSchema = z.object({
   MAX_QUEUE: int(1, 1_000_000).default(1024),
   /** Instances one /v1/predict/batch request may carry. */
   MAX_BATCH_INSTANCES: int(1, 100_000).default(1000),
-  /** Largest request body, in bytes. */
+  /** Largest request body, in bytes (image and model uploads have their own limits, below). */
   BODY_LIMIT_BYTES: int(1, 1 << 30).default(1 << 20),
+
+  /** Largest image upload, in bytes: per file and per request, on the image routes. */
+  IMAGE_MAX_BYTES: int(1, 1 << 30).default(10 << 20),
+  /** Most pixels an image may have, read from its header before it is decoded (decompression bombs). */
+  IMAGE_MAX_PIXELS: int(1, 1_000_000_000).default(25_000_000),
+  /** Most images one classification request may carry. */
+  IMAGE_MAX_FILES: int(1, 1024).default(16),
+  /** Largest model upload (model.onnx, model.json and tokenizer.json together), in bytes. */
+  MODEL_UPLOAD_MAX_BYTES: int(1, 1 << 31).default(200 << 20),
+  /** Versions of a model kept on disk, the served one included; older ones are deleted after an upload. */
+  MODEL_VERSIONS_KEPT: int(1, 100).default(2),
 
   /** The text-generation model used when a request names none; default: the first one in MODELS_DIR. */
   DEFAULT_TEXT_MODEL: z.string().min(1).optional(),

@@ -10,6 +10,7 @@ export function engineOptions(overrides: Partial<EngineOptions> = {}): EngineOpt
     // Worker threads, as for any model of real size; the inline placement has its own tests.
     inlineInferenceMaxMs: 0,
     batching: { maxBatchSize: 32, maxWaitMs: 1, maxQueue: 1024 },
+    images: { maxPixels: 25_000_000 },
     generation: { maxStreams: 4, maxQueue: 16, maxGenerationMs: 60_000 },
     ...overrides,
   };

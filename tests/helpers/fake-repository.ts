@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
 import { readManifestOf, type ModelManifest, type ModelTask, type TabularManifest, type TextGenerationManifest } from "../../src/engine/registry/manifest.ts";
 import { readinessOf, type ModelCatalog, type ModelState, type ModelStatus, type Readiness, type ServedModel, type ServedModelOf } from "../../src/engine/registry/repository.ts";
+import type { Feeds } from "../../src/engine/execution/session-pool.ts";
+import type { RowResult } from "../../src/engine/scheduling/row-batcher.ts";
 import type { Classification, Predictions, TabularModel } from "../../src/engine/tasks/tabular/classifier.ts";
 import type { GenerationEvent, GenerationParams, StreamStats, TextModel, TokenLogprob } from "../../src/engine/tasks/text/generator.ts";
 
@@ -43,6 +45,26 @@ export class FakeTabularModel implements TabularModel {
   closed = false;
 
   constructor(readonly manifest: TabularManifest) {}
+
+  /** The graph a tabular manifest describes: float32 [batch, features] in, [batch, labels] out. */
+  get signature() {
+    const { onnx, features, labels } = this.manifest;
+    return {
+      inputs: [{ name: onnx.input, type: "float32", shape: ["batch", features.length] }],
+      outputs: [{ name: onnx.output, type: "float32", shape: ["batch", labels.length] }],
+    };
+  }
+
+  /** The fake's answers as the graph's output tensor, for float32 rows of the manifest's width. */
+  async infer(feeds: Feeds): Promise<RowResult> {
+    const tensor = feeds[this.manifest.onnx.input];
+    const width = this.manifest.features.length;
+    if (!tensor || !(tensor.data instanceof Float32Array)) throw new EngineError("invalid_input", `input '${this.manifest.onnx.input}' is missing or not float32`);
+    const rows = Array.from({ length: tensor.data.length / width }, (_, i) => Array.from((tensor.data as Float32Array).subarray(i * width, (i + 1) * width)));
+    const { predictions } = await this.predict(rows);
+    const data = Float32Array.from(predictions.flatMap((p) => p.probabilities));
+    return { outputs: { [this.manifest.onnx.output]: { type: "float32", dims: [rows.length, this.manifest.labels.length], data } }, timing: { queueMs: 0, inferenceMs: 0 } };
+  }
 
   async predict(rows: readonly (readonly number[])[]): Promise<Predictions> {
     this.calls.push(rows.map((r) => [...r]));
@@ -131,7 +153,11 @@ export class FakeTextModel implements TextModel {
 
 type Entry = { manifest: ModelManifest; state: ModelState; model: FakeTabularModel | FakeTextModel; error?: string };
 
-const fakeModel = (manifest: ModelManifest) => (manifest.task === "text-generation" ? new FakeTextModel(manifest) : new FakeTabularModel(manifest));
+function fakeModel(manifest: ModelManifest): FakeTabularModel | FakeTextModel {
+  if (manifest.task === "text-generation") return new FakeTextModel(manifest);
+  if (manifest.task === "tabular-classification") return new FakeTabularModel(manifest);
+  throw new Error(`no fake for ${manifest.task} models`);
+}
 
 /** Implements what the HTTP layer needs of a repository, with the real repository's errors. */
 export class FakeRepository implements ModelCatalog {

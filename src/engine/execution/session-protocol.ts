@@ -1,8 +1,23 @@
 /** Messages between a SessionPool and its worker threads. */
+/** A tensor's values, row-major: a typed array of its ONNX type ("bool" in a Uint8Array), or strings. */
+export type TensorValues =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | string[];
+
+/** A tensor as it crosses between threads: ONNX Runtime's type name ("float32", "int64", "bool", "string", ...). */
 export type TensorData = {
   type: string;
   dims: number[];
-  data: Float32Array | BigInt64Array | Int32Array | Uint8Array;
+  data: TensorValues;
 };
 
 export type TensorInfo = { name: string; type: string; shape: (number | string)[] };

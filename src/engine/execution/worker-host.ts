@@ -44,6 +44,6 @@ export function startModelWorker<Loaded extends { kind: "loaded" }>(url: URL, wo
  * The distinct buffers behind a record of tensors, for postMessage's transfer list: they move without a copy
  * and are unusable on the sending side afterwards, so only for tensors built or returned for one call.
  */
-export function transferList(tensors: Record<string, { data: ArrayBufferView }>): ArrayBuffer[] {
-  return [...new Set(Object.values(tensors).map((t) => t.data.buffer))].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+export function transferList(tensors: Record<string, { data: ArrayBufferView | string[] }>): ArrayBuffer[] {
+  return [...new Set(Object.values(tensors).map((t) => (ArrayBuffer.isView(t.data) ? t.data.buffer : undefined)))].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
 }

@@ -3,7 +3,7 @@
  * may come in floods, and must neither crowd out real requests nor call a busy model broken.
  */
 import { EngineError } from "../errors.ts";
-import type { TabularModel } from "../tasks/tabular/classifier.ts";
+import type { ServedModel } from "./repository.ts";
 import type { TextModel } from "../tasks/text/generator.ts";
 
 /** How long a passed check counts as evidence, so a flood of probes runs one self-test per model per second. */
@@ -15,7 +15,7 @@ export class Liveness {
   private passedAt = -Infinity;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly model: TabularModel | TextModel) {}
+  constructor(private readonly model: ServedModel) {}
 
   /**
    * Resolves if the model passed a check within the last second, else runs one (shared by every caller while

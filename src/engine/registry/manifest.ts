@@ -17,9 +17,14 @@ export const FeatureSpec = z.object({
 });
 export type FeatureSpec = z.infer<typeof FeatureSpec>;
 
+/** A model's name: also its folder's name and a URL path segment, so nothing that could leave either. */
+export const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** MAJOR.MINOR.PATCH, compared as numbers (see compareVersions). */
+export const VERSION = /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$/;
+
 const common = {
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "model names are lower-case letters, digits, '.', '_' and '-'"),
-  version: z.string().min(1),
+  name: z.string().regex(MODEL_NAME, "model names are 1 to 63 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"),
+  version: z.string().regex(VERSION, "versions are MAJOR.MINOR.PATCH, e.g. 1.0.0"),
   description: z.string().default(""),
   training: z.record(z.string(), z.unknown()).optional(),
 };
@@ -58,7 +63,53 @@ export const TextGenerationManifest = z.object({
 });
 export type TextGenerationManifest = z.infer<typeof TextGenerationManifest>;
 
-export const ModelManifest = z.discriminatedUnion("task", [TabularManifest, TextGenerationManifest]);
+/**
+ * How an image becomes the model's input tensor. Decoding rotates by EXIF, flattens any alpha onto `background`,
+ * converts to `color`, resizes to width x height by `resize`, then each value is `(pixel * scale - mean[c]) / std[c]`
+ * with pixels 0-255, laid out as `layout` with the batch first.
+ */
+export const ImagePreprocessing = z
+  .object({
+    layout: z.enum(["NCHW", "NHWC"]),
+    width: z.number().int().min(1).max(4096),
+    height: z.number().int().min(1).max(4096),
+    color: z.enum(["grayscale", "rgb"]),
+    /** stretch: to the exact size, ignoring the aspect ratio; contain: whole image, padded with `background`; cover: centre crop. */
+    resize: z.enum(["stretch", "contain", "cover"]).default("stretch"),
+    /** Behind transparent pixels and around a `contain` resize, as 0-255 RGB. */
+    background: z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]).default([255, 255, 255]),
+    scale: z.number().refine((v) => v !== 0 && Number.isFinite(v), "must be a finite number other than 0").default(1 / 255),
+    mean: z.array(z.number()).min(1).max(3).optional(),
+    std: z.array(z.number().refine((v) => v !== 0, "must not be 0")).min(1).max(3).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const channels = p.color === "rgb" ? 3 : 1;
+    for (const key of ["mean", "std"] as const) {
+      const values = p[key];
+      if (values && values.length !== channels) {
+        ctx.addIssue({ code: "custom", path: [key], message: `needs ${channels} value${channels > 1 ? "s" : ""}, one per ${p.color} channel` });
+      }
+    }
+  });
+export type ImagePreprocessing = z.infer<typeof ImagePreprocessing>;
+
+export const ImageClassificationManifest = z.object({
+  ...common,
+  task: z.literal("image-classification"),
+  /**
+   * The graph's input (float32, batch first, as `preprocessing.layout` says) and output (float32 [batch, labels]):
+   * `scores` says whether the output is already probabilities or logits that want a softmax.
+   */
+  onnx: z.object({ input: z.string(), output: z.string(), scores: z.enum(["probabilities", "logits"]).default("probabilities") }),
+  preprocessing: ImagePreprocessing,
+  labels: z
+    .array(z.string().min(1))
+    .min(2)
+    .refine((ls) => new Set(ls).size === ls.length, "labels must be unique"),
+});
+export type ImageClassificationManifest = z.infer<typeof ImageClassificationManifest>;
+
+export const ModelManifest = z.discriminatedUnion("task", [TabularManifest, ImageClassificationManifest, TextGenerationManifest]);
 export type ModelManifest = z.infer<typeof ModelManifest>;
 export type ModelTask = ModelManifest["task"];
 
@@ -96,4 +147,12 @@ export function readManifestOf<T extends ModelTask>(dir: string, task: T): Manif
 /** A valid row for a tabular model: each feature's example, else a value its bounds allow. */
 export function exampleRow(manifest: TabularManifest): number[] {
   return manifest.features.map((f) => f.example ?? f.minimum ?? (f.exclusiveMinimum ?? 0) + 1);
+}
+
+/** Orders MAJOR.MINOR.PATCH versions numerically: negative when a < b. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
 }

@@ -11,7 +11,9 @@ import { join, resolve } from "node:path";
 import type { Logger } from "../../observability/logger.ts";
 import { EngineError } from "../errors.ts";
 import { SessionPool, type Feeds } from "../execution/session-pool.ts";
-import { TabularClassifier, type BatchingOptions, type TabularModel } from "../tasks/tabular/classifier.ts";
+import { RowBatcher, type BatchingOptions } from "../scheduling/row-batcher.ts";
+import { ImageClassifier, type ImageModel } from "../tasks/image/classifier.ts";
+import { TabularClassifier, type TabularModel } from "../tasks/tabular/classifier.ts";
 import { TextGenerator, type TextGeneratorOptions, type TextModel } from "../tasks/text/generator.ts";
 import { exampleRow, ManifestError, readManifest, type ModelManifest, type ModelTask, type TabularManifest } from "./manifest.ts";
 import { Liveness } from "./liveness.ts";
@@ -26,6 +28,8 @@ export type EngineOptions = {
    */
   inlineInferenceMaxMs: number;
   batching: BatchingOptions;
+  /** Image models: the most pixels an image may have, read from its header before it is decoded. */
+  images: { maxPixels: number };
   /** Text-generation models: one worker each, with continuous batching. */
   generation: Omit<TextGeneratorOptions, "intraOpThreads">;
 };
@@ -33,7 +37,7 @@ export type EngineOptions = {
 export type ModelState = "loading" | "ready" | "failed";
 
 /** A loaded model, whatever its task. */
-export type ServedModel = TabularModel | TextModel;
+export type ServedModel = TabularModel | ImageModel | TextModel;
 /** A loaded model of one task. */
 export type ServedModelOf<T extends ModelTask> = Extract<ServedModel, { task: T }>;
 
@@ -271,13 +275,16 @@ export class ModelRepository implements ModelCatalog {
       return TextGenerator.create(dir, manifest, { ...this.options.generation, intraOpThreads: this.options.intraOpThreads });
     }
     const { sessionsPerModel, intraOpThreads, inlineInferenceMaxMs, batching } = this.options;
+    // Only a tabular model is small enough to run on the event loop; images are decoded there too.
+    const inline = manifest.task === "tabular-classification" && inlineInferenceMaxMs > 0;
     const pool = await SessionPool.create(join(dir, "model.onnx"), {
       size: sessionsPerModel,
       intraOpThreads,
-      ...(inlineInferenceMaxMs > 0 ? { inline: { probe: fullBatch(manifest, batching.maxBatchSize), maxMs: inlineInferenceMaxMs } } : {}),
+      ...(inline ? { inline: { probe: fullBatch(manifest, batching.maxBatchSize), maxMs: inlineInferenceMaxMs } } : {}),
     });
     try {
-      const model = new TabularClassifier(manifest, pool, batching);
+      const batcher = new RowBatcher(pool, batching);
+      const model = manifest.task === "tabular-classification" ? new TabularClassifier(manifest, batcher) : new ImageClassifier(manifest, batcher, this.options.images);
       await model.selfTest();
       return model;
     } catch (error) {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ManifestError, readManifest } from "../../../../src/engine/registry/manifest.ts";
+import { compareVersions, ManifestError, readManifest } from "../../../../src/engine/registry/manifest.ts";
 import { MODELS_DIR, realManifest } from "../../../helpers/fake-repository.ts";
 import { tempDir } from "../../../helpers/models-dir.ts";
 
@@ -78,7 +78,14 @@ describe("readManifest", () => {
 
   test("a model name with upper-case letters is refused", () => {
     const { error, file } = manifestError({ ...iris, name: "Iris" });
-    expect(error.message).toBe(`${file}: name: model names are lower-case letters, digits, '.', '_' and '-'`);
+    expect(error.message).toBe(`${file}: name: model names are 1 to 63 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit`);
+  });
+
+  test("a version that is not MAJOR.MINOR.PATCH is refused", () => {
+    for (const version of ["1", "1.0", "v1.0.0", "1.0.0-beta", "01.0.0"]) {
+      const { error, file } = manifestError({ ...iris, version });
+      expect(error.message).toBe(`${file}: version: versions are MAJOR.MINOR.PATCH, e.g. 1.0.0`);
+    }
   });
 
   test("a non-numeric bound is refused, naming it", () => {
@@ -109,5 +116,15 @@ describe("readManifest", () => {
     expect(() => readManifest(duplicateFeature)).toThrow(ManifestError);
     const duplicateLabel = writeModel(tempDir(), "m", { ...iris, labels: ["setosa", "setosa", "virginica"] });
     expect(() => readManifest(duplicateLabel)).toThrow(ManifestError);
+  });
+});
+
+describe("compareVersions", () => {
+  test("orders MAJOR.MINOR.PATCH numerically, not as text", () => {
+    expect(compareVersions("1.10.0", "1.9.0")).toBeGreaterThan(0);
+    expect(compareVersions("2.0.0", "10.0.0")).toBeLessThan(0);
+    expect(compareVersions("1.0.1", "1.0.0")).toBeGreaterThan(0);
+    expect(compareVersions("1.2.3", "1.2.3")).toBe(0);
+    expect(["1.10.0", "1.2.0", "0.9.9", "1.9.10"].sort(compareVersions)).toEqual(["0.9.9", "1.2.0", "1.9.10", "1.10.0"]);
   });
 });
