@@ -17,7 +17,9 @@ import { timing } from "../http/middleware/timing.ts";
 import { createRouter, securitySchemes } from "../http/openapi.ts";
 import { problemErrorHandler } from "../http/problem.ts";
 import { notFound, RouteTable } from "../http/route-table.ts";
+import { classifyRouter } from "../http/routes/classify/index.ts";
 import { docsRouter } from "../http/routes/docs/index.ts";
+import { inferenceProtocolRouter } from "../http/routes/inference-protocol/index.ts";
 import { generateRouter } from "../http/routes/generate/index.ts";
 import { healthRouter } from "../http/routes/health/index.ts";
 import { modelsRouter } from "../http/routes/models/index.ts";
@@ -42,6 +44,10 @@ export type AppDeps = {
     | "MAX_TOKENS"
     | "MAX_PROMPT_CHARS"
     | "SSE_KEEPALIVE_MS"
+    | "DEFAULT_IMAGE_MODEL"
+    | "IMAGE_MAX_BYTES"
+    | "IMAGE_MAX_FILES"
+    | "MODEL_UPLOAD_MAX_BYTES"
   >;
   catalog: ModelCatalog;
   logger: Logger;
@@ -58,7 +64,9 @@ export function createApp({ config, catalog, logger, keys, rateLimitStore, clien
   const api = createRouter<AppEnv>()
     .route("/", healthRouter(catalog, pkg.version))
     .route("/", predictRouter(catalog, config.DEFAULT_MODEL, config.MAX_BATCH_INSTANCES))
-    .route("/", modelsRouter(catalog))
+    .route("/", modelsRouter(catalog, { uploadMaxBytes: config.MODEL_UPLOAD_MAX_BYTES }))
+    .route("/", classifyRouter(catalog, { defaultModel: config.DEFAULT_IMAGE_MODEL, maxBytes: config.IMAGE_MAX_BYTES, maxFiles: config.IMAGE_MAX_FILES }))
+    .route("/", inferenceProtocolRouter(catalog, pkg.version))
     .route("/", generateRouter(catalog, { ...text, defaultModel: config.DEFAULT_TEXT_MODEL }))
     .route("/", openAIRouter(catalog, text));
   for (const [name, scheme] of Object.entries(securitySchemes)) api.openAPIRegistry.registerComponent("securitySchemes", name, scheme);

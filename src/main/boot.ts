@@ -72,15 +72,16 @@ export async function boot(listen: Listen, clientAddress: (c: Context) => string
 }
 
 /**
- * DEFAULT_MODEL must name a model (a tabular one, when its manifest can be read) and DEFAULT_TEXT_MODEL a text
- * model: mistakes in configuration stop the server at once. A default model whose files are broken does not:
+ * DEFAULT_MODEL must name a model (a tabular one, when its manifest can be read), DEFAULT_TEXT_MODEL a text
+ * model and DEFAULT_IMAGE_MODEL an image model: mistakes in configuration stop the server at once. A default model whose files are broken does not:
  * it is reported failed, as any model would be.
  */
-export function checkDefaultModels(config: Pick<Config, "DEFAULT_MODEL" | "DEFAULT_TEXT_MODEL" | "MODELS_DIR">, repository: Pick<ModelRepository, "names" | "manifest">) {
+export function checkDefaultModels(config: Pick<Config, "DEFAULT_MODEL" | "DEFAULT_TEXT_MODEL" | "DEFAULT_IMAGE_MODEL" | "MODELS_DIR">, repository: Pick<ModelRepository, "names" | "manifest">) {
   const found = `(found ${repository.names.join(", ") || "none"})`;
   for (const [variable, name, task] of [
     ["DEFAULT_MODEL", config.DEFAULT_MODEL, "tabular-classification"],
     ["DEFAULT_TEXT_MODEL", config.DEFAULT_TEXT_MODEL, "text-generation"],
+    ["DEFAULT_IMAGE_MODEL", config.DEFAULT_IMAGE_MODEL, "image-classification"],
   ] as const) {
     if (name === undefined) continue;
     if (!repository.names.includes(name)) throw new ConfigError(`${variable}=${name}: no such model in ${config.MODELS_DIR} ${found}`);

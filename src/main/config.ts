@@ -36,6 +36,8 @@ export const ConfigSchema = z.object({
   /** Largest request body, in bytes (image and model uploads have their own limits, below). */
   BODY_LIMIT_BYTES: int(1, 1 << 30).default(1 << 20),
 
+  /** The image model behind POST /v1/classify; default: the first image-classification model in MODELS_DIR. */
+  DEFAULT_IMAGE_MODEL: z.string().min(1).optional(),
   /** Largest image upload, in bytes: per file and per request, on the image routes. */
   IMAGE_MAX_BYTES: int(1, 1 << 30).default(10 << 20),
   /** Most pixels an image may have, read from its header before it is decoded (decompression bombs). */

@@ -3,6 +3,11 @@ import { createRouter } from "../../openapi.ts";
 import { modelsHandlers } from "./handlers.ts";
 import * as routes from "./routes.ts";
 
-export function modelsRouter(catalog: ModelCatalog) {
+export type ModelsOptions = {
+  /** MODEL_UPLOAD_MAX_BYTES: the largest upload (all files together). */
+  uploadMaxBytes: number;
+};
+
+export function modelsRouter(catalog: ModelCatalog, _options: ModelsOptions) {
   return createRouter().openapi(routes.reload, modelsHandlers(catalog).reload);
 }
