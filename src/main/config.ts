@@ -45,7 +45,7 @@ export const ConfigSchema = z.object({
   /** Most images one classification request may carry. */
   IMAGE_MAX_FILES: int(1, 1024).default(16),
   /** Largest model upload (model.onnx, model.json and tokenizer.json together), in bytes. */
-  MODEL_UPLOAD_MAX_BYTES: int(1, 1 << 31).default(200 << 20),
+  MODEL_UPLOAD_MAX_BYTES: int(1, 2 ** 31).default(200 << 20),
   /** Versions of a model kept on disk, the served one included; older ones are deleted after an upload. */
   MODEL_VERSIONS_KEPT: int(1, 100).default(2),
 
