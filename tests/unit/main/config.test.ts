@@ -28,7 +28,22 @@ describe("loadConfig", () => {
       MAX_QUEUE: 1024,
       MAX_BATCH_INSTANCES: 1000,
       BODY_LIMIT_BYTES: 1048576,
+      IMAGE_MAX_BYTES: 10 * 1024 * 1024,
+      IMAGE_MAX_PIXELS: 25_000_000,
+      IMAGE_MAX_FILES: 16,
+      MODEL_UPLOAD_MAX_BYTES: 200 * 1024 * 1024,
+      MODEL_VERSIONS_KEPT: 2,
     });
+  });
+
+  test("upload limits take values up to their caps, and no more", () => {
+    expect(loadConfig({ MODEL_UPLOAD_MAX_BYTES: String(2 ** 31), IMAGE_MAX_BYTES: "1", MODEL_VERSIONS_KEPT: "100" })).toMatchObject({
+      MODEL_UPLOAD_MAX_BYTES: 2 ** 31,
+      IMAGE_MAX_BYTES: 1,
+      MODEL_VERSIONS_KEPT: 100,
+    });
+    expect(configError({ MODEL_UPLOAD_MAX_BYTES: String(2 ** 31 + 1) }).message).toContain("MODEL_UPLOAD_MAX_BYTES");
+    expect(configError({ MODEL_VERSIONS_KEPT: "0" }).message).toContain("MODEL_VERSIONS_KEPT");
   });
 
   test("reads strings and coerces numbers", () => {
