@@ -37,9 +37,9 @@ export class RowBatcher {
    * Runs `feeds` (every graph input, each with the same number of rows first) in a batch with other requests and
    * returns this request's rows of every output. Throws invalid_input, naming the tensor, for feeds that do not
    * fit the graph: a missing or unknown input, another type, another rank, a fixed dimension of another size, or
-   * values that do not fill the shape.
+   * values that do not fill the shape. (Async, so a refusal rejects the promise like any other failure.)
    */
-  run(feeds: Feeds): Promise<RowResult> {
+  async run(feeds: Feeds): Promise<RowResult> {
     const rows = this.check(feeds);
     // Requests whose inputs differ beyond the batch dimension (a graph with free dimensions) cannot share a run.
     const key = Object.values(feeds)
