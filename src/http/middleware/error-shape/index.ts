@@ -5,12 +5,16 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { Problem } from "../../problem.ts";
+import { InferenceProtocolError, toInferenceProtocolError } from "./kserve.ts";
 import { OpenAIError, toOpenAIError } from "./openai.ts";
 
 type Translate = (problem: Problem) => { status: number; body: unknown };
 
 /** Each family's error schema, as routes declare it, and its translation. */
-const families = new Map<unknown, Translate>([[OpenAIError, toOpenAIError]]);
+const families = new Map<unknown, Translate>([
+  [OpenAIError, toOpenAIError],
+  [InferenceProtocolError, toInferenceProtocolError],
+]);
 
 /**
  * Rewrites problem+json responses of routes whose `errorSchema(c)` is a known family's.
