@@ -76,6 +76,10 @@ const problemExamples: Record<number, { description: string; example: Example }>
     description: "No such model",
     example: { type: "/problems/model-not-found", title: "Model not found", status: 404, detail: "no model named 'iris2'; available: iris, kjv-gpt, wine" },
   },
+  409: {
+    description: "The model or version exists already, or there is no earlier version to go back to",
+    example: { type: "/problems/conflict", title: "Conflict", status: 409, detail: "version 1.1.0 of model 'wine' already exists: a new version must be newer than every kept version (1.0.0, 1.1.0)" },
+  },
   413: {
     description: "The body is larger than the server accepts",
     example: { type: "about:blank", title: "Content Too Large", status: 413, detail: "The request body is larger than 1048576 bytes." },

@@ -4,7 +4,8 @@
  */
 import { join } from "node:path";
 import { EngineError } from "../../src/engine/errors.ts";
-import { readManifestOf, type ModelManifest, type ModelTask, type TabularManifest, type TextGenerationManifest } from "../../src/engine/registry/manifest.ts";
+import { compareVersions, ModelManifest, readManifestOf, type ModelTask, type TabularManifest, type TextGenerationManifest } from "../../src/engine/registry/manifest.ts";
+import type { ModelFiles } from "../../src/engine/registry/model-store.ts";
 import { readinessOf, type ModelCatalog, type ModelState, type ModelStatus, type Readiness, type ServedModel, type ServedModelOf } from "../../src/engine/registry/repository.ts";
 import type { Feeds } from "../../src/engine/execution/session-pool.ts";
 import type { RowResult } from "../../src/engine/scheduling/row-batcher.ts";
@@ -151,7 +152,14 @@ export class FakeTextModel implements TextModel {
   }
 }
 
-type Entry = { manifest: ModelManifest; state: ModelState; model: FakeTabularModel | FakeTextModel; error?: string };
+type Entry = {
+  manifest: ModelManifest;
+  state: ModelState;
+  model: FakeTabularModel | FakeTextModel;
+  error?: string;
+  /** Kept versions, ascending, once an upload or rollback has changed them (else not reported). */
+  versions?: string[];
+};
 
 function fakeModel(manifest: ModelManifest): FakeTabularModel | FakeTextModel {
   if (manifest.task === "text-generation") return new FakeTextModel(manifest);
@@ -166,6 +174,10 @@ export class FakeRepository implements ModelCatalog {
   readonly reloads: string[] = [];
   /** When set, reload() rejects with it. */
   reloadFailure: unknown;
+  /** Uploads, rollbacks and deletions, in order: "create <name>", "update <name> <version>", "rollback <name>", "remove <name>". */
+  readonly changes: string[] = [];
+  /** When set, create(), update() and rollback() reject with it after checking their input (a version that fails to load, say). */
+  loadFailure: unknown;
   revision = 0;
 
   constructor(private readonly initial: ModelManifest[] = [realManifest("iris"), realManifest("wine")]) {
@@ -184,7 +196,13 @@ export class FakeRepository implements ModelCatalog {
   reset() {
     this.reloads.length = 0;
     this.reloadFailure = undefined;
+    this.changes.length = 0;
+    this.loadFailure = undefined;
+    this.history.clear();
+    for (const name of this.names) if (!this.initial.some((m) => m.name === name)) this.entries.delete(name);
     for (const manifest of this.initial) {
+      if (!this.entries.has(manifest.name)) this.serve(manifest);
+      delete this.entry(manifest.name).versions;
       const entry = this.entry(manifest.name);
       if (entry.manifest !== manifest) this.serve(manifest);
       entry.state = "ready";
@@ -193,9 +211,14 @@ export class FakeRepository implements ModelCatalog {
     }
   }
 
+  /** Every manifest served per model, oldest first (for rollback). */
+  private readonly history = new Map<string, ModelManifest[]>();
+
   /** Serves a new version of a model, as a reload that read `manifest` would. */
-  serve(manifest: ModelManifest) {
-    this.entries.set(manifest.name, { manifest, state: "ready", model: fakeModel(manifest) });
+  serve(manifest: ModelManifest, remember = true) {
+    const versions = this.entries.get(manifest.name)?.versions;
+    this.entries.set(manifest.name, { manifest, state: "ready", model: fakeModel(manifest), ...(versions ? { versions } : {}) });
+    if (remember) this.history.set(manifest.name, [...(this.history.get(manifest.name) ?? []), manifest]);
     this.revision++;
   }
 
@@ -240,7 +263,58 @@ export class FakeRepository implements ModelCatalog {
     return this.statusOf(entry);
   }
 
-  status(): ModelStatus[] {
+  /** Checks the upload as the real repository does (manifest, tokenizer), without ONNX: the manifest is served at once. */
+  async create(files: ModelFiles): Promise<ModelStatus> {
+    const manifest = uploadedManifest(files);
+    if (this.entries.has(manifest.name)) throw new EngineError("conflict", `a model named '${manifest.name}' already exists; upload new versions of it instead`);
+    this.changes.push(`create ${manifest.name}`);
+    if (this.loadFailure !== undefined) throw this.loadFailure;
+    this.serve(manifest);
+    const entry = this.entry(manifest.name);
+    entry.versions = [manifest.version];
+    return this.statusOf(entry);
+  }
+
+  async update(name: string, files: ModelFiles): Promise<ModelStatus> {
+    const entry = this.entry(name);
+    const manifest = uploadedManifest(files);
+    if (manifest.name !== name) throw new EngineError("invalid_input", `model.json: name is '${manifest.name}', but this upload is a version of '${name}'`);
+    const versions = entry.versions ?? [entry.manifest.version];
+    if (compareVersions(manifest.version, versions.at(-1)!) <= 0) throw new EngineError("conflict", `version ${manifest.version} of model '${name}' is not newer than every kept version (${versions.join(", ")})`);
+    this.changes.push(`update ${name} ${manifest.version}`);
+    if (this.loadFailure !== undefined) throw this.loadFailure;
+    if (!this.history.has(name)) this.history.set(name, [entry.manifest]);
+    this.serve(manifest);
+    this.entry(name).versions = [...versions, manifest.version];
+    return this.statusOf(this.entry(name));
+  }
+
+  /** Rolls back to the previous version uploaded through update() (the fake keeps their manifests). */
+  async rollback(name: string): Promise<ModelStatus> {
+    const entry = this.entry(name);
+    const versions = entry.versions ?? [entry.manifest.version];
+    const previous = this.history.get(name)?.at(-2);
+    if (versions.length < 2 || !previous) throw new EngineError("conflict", `model '${name}' has no version before ${entry.manifest.version} to roll back to (kept: ${versions.join(", ")})`);
+    this.changes.push(`rollback ${name}`);
+    if (this.loadFailure !== undefined) throw this.loadFailure;
+    this.history.get(name)!.pop();
+    this.serve(previous, false);
+    this.entry(name).versions = versions.slice(0, -1);
+    return this.statusOf(this.entry(name));
+  }
+
+  async remove(name: string): Promise<void> {
+    this.entry(name);
+    this.changes.push(`remove ${name}`);
+    this.entries.delete(name);
+    this.history.delete(name);
+    this.revision++;
+  }
+
+  status(): ModelStatus[];
+  status(name: string): ModelStatus;
+  status(name?: string): ModelStatus[] | ModelStatus {
+    if (name !== undefined) return this.statusOf(this.entry(name));
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
@@ -257,6 +331,22 @@ export class FakeRepository implements ModelCatalog {
 
   private statusOf(entry: Entry): ModelStatus {
     const { name, version, task } = entry.manifest;
-    return { name, version, task, state: entry.state, ...(entry.error ? { error: entry.error } : {}) };
+    return { name, version, ...(entry.versions ? { versions: entry.versions } : {}), task, state: entry.state, ...(entry.error ? { error: entry.error } : {}) };
   }
+}
+
+/** The manifest of an upload, refused as the real repository refuses it (invalid_input naming the file). */
+function uploadedManifest(files: ModelFiles): ModelManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(files["model.json"]));
+  } catch (error) {
+    throw new EngineError("invalid_input", `model.json: ${(error as Error).message}`);
+  }
+  const result = ModelManifest.safeParse(raw);
+  if (!result.success) throw new EngineError("invalid_input", `model.json: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+  const manifest = result.data;
+  if (manifest.task === "text-generation" && !files["tokenizer.json"]) throw new EngineError("invalid_input", "tokenizer.json: a text-generation model needs its tokenizer");
+  if (manifest.task !== "text-generation" && files["tokenizer.json"]) throw new EngineError("invalid_input", `tokenizer.json: a ${manifest.task} model takes no tokenizer`);
+  return manifest;
 }

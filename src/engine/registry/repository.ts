@@ -1,12 +1,13 @@
 /**
- * The model repository: one folder per model under a root folder, each model loaded, warmed and served, and
- * reloaded from its files on demand. What the files say now is what the server serves: every route validates
- * against the manifest of the version being served, which a reload replaces.
+ * The model repository: one folder per model under a root folder (laid out as model-store.ts says), each model
+ * loaded, warmed and served; reloaded from its files, given new versions, rolled back and deleted while it serves.
+ * What the files say now is what the server serves: every route validates against the manifest of the version
+ * being served, which every swap replaces.
  *
  * One bad model never stops the others: a manifest that cannot be read, a graph that does not load or a warm-up
  * that fails marks that model `failed` with the reason, and the rest serve.
  */
-import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger } from "../../observability/logger.ts";
 import { EngineError } from "../errors.ts";
@@ -15,8 +16,9 @@ import { RowBatcher, type BatchingOptions } from "../scheduling/row-batcher.ts";
 import { ImageClassifier, type ImageModel } from "../tasks/image/classifier.ts";
 import { TabularClassifier, type TabularModel } from "../tasks/tabular/classifier.ts";
 import { TextGenerator, type TextGeneratorOptions, type TextModel } from "../tasks/text/generator.ts";
-import { exampleRow, ManifestError, readManifest, type ModelManifest, type ModelTask, type TabularManifest } from "./manifest.ts";
+import { compareVersions, exampleRow, ManifestError, readManifest, type ModelManifest, type ModelTask, type TabularManifest } from "./manifest.ts";
 import { Liveness } from "./liveness.ts";
+import { ModelStore, type Layout, type ModelFiles } from "./model-store.ts";
 
 export type EngineOptions = {
   /** Tabular models: sessions (worker threads) per model. */
@@ -32,6 +34,8 @@ export type EngineOptions = {
   images: { maxPixels: number };
   /** Text-generation models: one worker each, with continuous batching. */
   generation: Omit<TextGeneratorOptions, "intraOpThreads">;
+  /** MODEL_VERSIONS_KEPT: versions of a model kept on disk, the served one included (default 2). */
+  versionsKept?: number;
 };
 
 export type ModelState = "loading" | "ready" | "failed";
@@ -45,6 +49,8 @@ export type ModelStatus = {
   name: string;
   /** The served version's (else the last manifest read); absent when no manifest could be read. */
   version?: string;
+  /** Versions kept on disk, ascending (the served one among them); rollback goes to the one before it. */
+  versions?: string[];
   task?: ModelTask;
   state: ModelState;
   /** Why the model is not ready, with file names relative to the models folder. */
@@ -70,7 +76,23 @@ export interface ModelCatalog {
   get(name: string): ServedModel;
   /** Reads the model's files again and swaps the new version in; throws load_failed with the reason. */
   reload(name: string): Promise<ModelStatus>;
+  /**
+   * A new model from its files, served once it has passed a real inference. Throws invalid_input naming the file
+   * that is wrong, conflict when the name exists, load_failed when it does not load or run.
+   */
+  create(files: ModelFiles): Promise<ModelStatus>;
+  /**
+   * A new version of model `name`, swapped in once it has passed a real inference; the version before it is kept.
+   * Throws as create() does, and conflict when the version is not newer than every kept one.
+   */
+  update(name: string, files: ModelFiles): Promise<ModelStatus>;
+  /** Serves the kept version before the served one again, and removes the served one; conflict when there is none. */
+  rollback(name: string): Promise<ModelStatus>;
+  /** Stops serving model `name` once requests in flight on it have finished, and removes its files. */
+  remove(name: string): Promise<void>;
   status(): ModelStatus[];
+  /** One model's status; throws model_not_found. */
+  status(name: string): ModelStatus;
   /** Ready when there are models and every one is loaded and shows it can infer (see Liveness). */
   readiness(): Promise<Readiness>;
 }
@@ -96,27 +118,44 @@ export async function readinessOf(models: { status: ModelStatus; check?: () => P
 
 type Entry = {
   name: string;
+  /** The served version's folder (else the one last read). */
   dir: string;
+  versions: string[];
   state: ModelState;
   manifest?: ModelManifest;
   model?: ServedModel;
   liveness?: Liveness;
   loadedAt?: number;
   error?: string;
-  /** The load running now, which concurrent reloads join, and the one queued after it. */
-  loading?: Promise<ModelStatus>;
-  followUp?: Promise<ModelStatus>;
+  /** A reload waiting for its turn, which every reload asked for meanwhile joins. */
+  queuedReload?: Promise<ModelStatus>;
+};
+
+/** How swapIn() finds, commits and reports a version. */
+type Swap = {
+  /** The folder to load, and the version its folder name says it is (versioned layout). */
+  source: () => { dir: string; version?: string };
+  /** Makes the loaded version current on disk, once it has passed its inference; returns its final folder. */
+  commit?: () => Promise<string>;
+  /** A failure marks a model that serves nothing failed (start and reload); uploads and rollbacks change nothing. */
+  failsModel: boolean;
+  /** A work folder to name its files from in reasons (an upload's "model.onnx"). */
+  staged?: string;
 };
 
 export class ModelRepository implements ModelCatalog {
-  private readonly entries = new Map<string, Entry>();
+  private entries = new Map<string, Entry>();
   /** Absolute forms of the root, to take out of reasons shown to clients. */
   private readonly rootPrefixes: string[];
+  private readonly store: ModelStore;
+  /** Per model name, the end of the last operation asked for (load, upload, rollback, delete): they run one at a time. */
+  private readonly turns = new Map<string, Promise<void>>();
   revision = 0;
 
   /**
-   * Finds every `<root>/<name>/model.json` and reads it; a manifest that cannot be read marks its model failed.
-   * Throws a ManifestError only when the root itself is missing.
+   * Finds every model folder (see model-store.ts), removing what interrupted uploads and deletions left, and reads
+   * each served version's manifest; one that cannot be read marks its model failed. Throws a ManifestError only
+   * when the root itself is missing.
    */
   constructor(
     readonly root: string,
@@ -125,13 +164,14 @@ export class ModelRepository implements ModelCatalog {
   ) {
     if (!existsSync(root) || !statSync(root).isDirectory()) throw new ManifestError(`model folder ${root} does not exist`);
     this.rootPrefixes = [...new Set([resolve(root), realpathSync(root)])].map((p) => p + "/");
-    for (const name of readdirSync(root).sort()) {
-      const dir = join(resolve(root), name);
-      if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model.json"))) continue;
-      const entry: Entry = { name, dir, state: "loading" };
+    this.store = new ModelStore(resolve(root), options.versionsKept ?? 2, logger);
+    for (const name of this.store.scan()) {
+      const entry: Entry = { name, dir: this.store.folder(name), versions: [], state: "loading" };
       this.entries.set(name, entry);
       try {
-        entry.manifest = this.readManifest(entry);
+        const { dir, current } = this.layout(entry);
+        entry.dir = dir;
+        entry.manifest = this.readManifest(entry.name, dir, current);
       } catch (error) {
         this.fail(entry, error);
       }
@@ -167,28 +207,107 @@ export class ModelRepository implements ModelCatalog {
   }
 
   /**
-   * Reads the model's manifest and graph again and swaps the new version in once it has passed a real inference;
-   * requests already queued finish on the old sessions, which close after them. If the new version fails, the old
-   * one keeps serving (a model with none is marked failed) and this rejects with load_failed and the reason.
+   * Reads the served version's manifest and graph again (CURRENT's version, or a flat model's files) and swaps the
+   * new version in once it has passed a real inference; requests already queued finish on the old sessions, which
+   * close after them. If the new version fails, the old one keeps serving (a model with none is marked failed) and
+   * this rejects with load_failed and the reason.
    *
-   * Single-flight: a reload asked for while one runs does not start another load beside it; it waits for one
-   * follow-up load that starts when the running one ends (so it sees files changed meanwhile), shared by every
-   * reload asked for in the meantime. At most two versions of a model are ever loading or loaded besides the
-   * served one.
+   * Single-flight: a reload asked for while another operation on the model runs does not start beside it; it
+   * waits for one follow-up load that starts when that ends (so it sees files changed meanwhile), shared by every
+   * reload asked for in the meantime.
    */
   reload(name: string): Promise<ModelStatus> {
-    const entry = this.entry(name);
-    if (!entry.loading) return this.startLoad(entry);
-    entry.followUp ??= entry.loading
-      .catch(() => {})
-      .then(() => {
-        entry.followUp = undefined;
-        return this.startLoad(entry);
-      });
-    return entry.followUp;
+    const entry = this.entries.get(name);
+    if (!entry) return Promise.reject(this.notFound(name));
+    if (entry.queuedReload) return entry.queuedReload;
+    let started = false;
+    const reload = this.inTurn(name, () => {
+      started = true;
+      entry.queuedReload = undefined;
+      return this.reloadNow(name);
+    });
+    if (!started) entry.queuedReload = reload;
+    return reload;
   }
 
-  status(): ModelStatus[] {
+  async create(files: ModelFiles): Promise<ModelStatus> {
+    const staged = await this.store.stage(this.store.root, files);
+    const { name, version } = staged.manifest;
+    try {
+      return await this.inTurn(name, async () => {
+        if (this.entries.has(name)) throw new EngineError("conflict", `a model named '${name}' already exists; upload new versions of it instead`);
+        const entry: Entry = { name, dir: staged.dir, versions: [version], state: "loading" };
+        await this.swapIn(entry, { source: () => ({ dir: staged.dir }), commit: () => this.store.commitModel(name, staged), failsModel: false, staged: staged.dir });
+        this.entries = new Map([...this.entries, [name, entry] as const].sort(([a], [b]) => (a < b ? -1 : 1)));
+        this.revision++;
+        return this.statusOf(entry);
+      });
+    } catch (error) {
+      await this.store.discard(staged);
+      throw error;
+    }
+  }
+
+  update(name: string, files: ModelFiles): Promise<ModelStatus> {
+    return this.inTurn(name, async () => {
+      const entry = this.entry(name);
+      const { versions } = this.writableLayout(entry);
+      const staged = await this.store.stage(this.store.folder(name), files);
+      try {
+        const { manifest } = staged;
+        if (manifest.name !== name) throw new EngineError("invalid_input", `model.json: name is '${manifest.name}', but this upload is a version of '${name}'`);
+        const newest = versions.at(-1);
+        if (newest !== undefined && compareVersions(manifest.version, newest) <= 0) {
+          const why = versions.includes(manifest.version) ? `version ${manifest.version} of model '${name}' already exists` : `version ${manifest.version} is older than ${newest}`;
+          throw new EngineError("conflict", `${why}: a new version must be newer than every kept version (${versions.join(", ")})`);
+        }
+        await this.swapIn(entry, { source: () => ({ dir: staged.dir }), commit: () => this.store.commitVersion(name, staged), failsModel: false, staged: staged.dir });
+      } catch (error) {
+        await this.store.discard(staged);
+        throw error;
+      }
+      entry.versions = this.layout(entry).versions;
+      return this.statusOf(entry);
+    });
+  }
+
+  rollback(name: string): Promise<ModelStatus> {
+    return this.inTurn(name, async () => {
+      const entry = this.entry(name);
+      const { current, versions } = this.writableLayout(entry);
+      const previous = current === undefined ? undefined : versions.filter((v) => compareVersions(v, current) < 0).at(-1);
+      if (current === undefined || previous === undefined) {
+        throw new EngineError("conflict", `model '${name}' has no version before ${current ?? versions[0] ?? "its served one"} to roll back to (kept: ${versions.join(", ") || "none"})`);
+      }
+      const dir = this.store.versionDir(name, previous);
+      const commit = async () => {
+        await this.store.commitRollback(name, current, previous);
+        return dir;
+      };
+      await this.swapIn(entry, { source: () => ({ dir, version: previous }), commit, failsModel: false });
+      entry.versions = this.layout(entry).versions;
+      return this.statusOf(entry);
+    });
+  }
+
+  remove(name: string): Promise<void> {
+    return this.inTurn(name, async () => {
+      const entry = this.entry(name);
+      this.writableLayout(entry);
+      const trash = await this.store.moveAway(name);
+      this.entries.delete(name);
+      this.revision++;
+      this.logger?.info({ model: name }, "model deleted");
+      // Requests that already hold the model finish on it; closing waits for them.
+      await entry.model?.close();
+      await this.store.purge(trash);
+    });
+  }
+
+  status(): ModelStatus[];
+  status(name: string): ModelStatus;
+  status(name?: string): ModelStatus[] | ModelStatus {
+    if (name !== undefined) return this.statusOf(this.entry(name));
     return [...this.entries.values()].map((e) => this.statusOf(e));
   }
 
@@ -204,24 +323,62 @@ export class ModelRepository implements ModelCatalog {
     await Promise.all([...this.entries.values()].map((e) => e.model?.close()));
   }
 
-  private startLoad(entry: Entry): Promise<ModelStatus> {
-    entry.loading = this.swapIn(entry).finally(() => (entry.loading = undefined));
-    return entry.loading;
+  /**
+   * Runs `operation` once every operation asked for earlier on model `name` has ended (at once when none is
+   * running), so two never change one model's files or sessions together.
+   */
+  private inTurn<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    const previous = this.turns.get(name);
+    const run = previous ? previous.then(operation) : operation();
+    const ended = run.then(
+      () => {},
+      () => {},
+    );
+    this.turns.set(name, ended);
+    void ended.then(() => {
+      if (this.turns.get(name) === ended) this.turns.delete(name);
+    });
+    return run;
   }
 
-  private async swapIn(entry: Entry): Promise<ModelStatus> {
+  private reloadNow(name: string): Promise<ModelStatus> {
+    const entry = this.entry(name);
+    return this.swapIn(entry, {
+      source: () => {
+        const { dir, current } = this.layout(entry);
+        return { dir, version: current };
+      },
+      failsModel: true,
+    });
+  }
+
+  /**
+   * The one way a version starts serving (start, reload, upload, rollback): it is loaded on sessions of its own and
+   * must pass a real inference; then `commit` makes it current on disk; then it takes new requests, while requests
+   * already queued finish on the old sessions, which close after them. If the new version fails, the old one keeps
+   * serving and this rejects with load_failed and the reason.
+   */
+  private async swapIn(entry: Entry, swap: Swap): Promise<ModelStatus> {
     let model: ServedModel;
     try {
-      const manifest = this.readManifest(entry);
-      model = await this.load(entry.dir, manifest);
+      const { dir, version } = swap.source();
+      model = await this.load(dir, this.readManifest(entry.name, dir, version));
     } catch (error) {
-      // A version already serving keeps serving: only a model with none is failed.
-      if (!entry.model) this.fail(entry, error);
-      else this.logger?.error({ model: entry.name, err: error }, "reload failed; the previous version keeps serving");
-      throw new EngineError("load_failed", `model '${entry.name}' could not be loaded: ${this.publicReason(error)}`);
+      // A version already serving keeps serving: only a model with none is failed, and only by its own files.
+      if (!entry.model && swap.failsModel) this.fail(entry, error);
+      else this.logger?.error({ model: entry.name, err: error }, "new version failed to load; the served one (if any) is unchanged");
+      throw new EngineError("load_failed", `model '${entry.name}' could not be loaded: ${this.publicReason(error, swap.staged)}`);
+    }
+    let dir = entry.dir;
+    try {
+      if (swap.commit) dir = await swap.commit();
+    } catch (error) {
+      await model.close();
+      throw error;
     }
     const previous = entry.model;
-    Object.assign(entry, { manifest: model.manifest, model, liveness: new Liveness(model), loadedAt: Math.floor(Date.now() / 1000), state: "ready", error: undefined });
+    Object.assign(entry, { dir, manifest: model.manifest, model, liveness: new Liveness(model), loadedAt: Math.floor(Date.now() / 1000), state: "ready", error: undefined });
+    if (!swap.commit) entry.versions = this.layout(entry).versions;
     this.revision++;
     this.logger?.info({ model: entry.name, version: model.manifest.version }, previous ? "model reloaded" : "model ready");
     // In-flight requests hold the previous model and finish on it; closing waits for them.
@@ -229,12 +386,34 @@ export class ModelRepository implements ModelCatalog {
     return this.statusOf(entry);
   }
 
-  /** `<dir>/model.json`, which must name the folder's model (the folder is the name, as in Triton and KServe). */
-  private readManifest(entry: Entry): ModelManifest {
-    const manifest = readManifest(entry.dir);
-    if (manifest.name !== entry.name) {
-      throw new ManifestError(`${join(entry.dir, "model.json")}: the manifest names the model '${manifest.name}', but its folder is '${entry.name}'`);
+  /** Where the model's served version is on disk; entry.versions follows it. */
+  private layout(entry: Entry): Layout {
+    const layout = this.store.layout(entry.name);
+    entry.versions = layout.versions;
+    return layout;
+  }
+
+  /** The layout of a model the API may change: a real folder in the models folder whose CURRENT can be read. */
+  private writableLayout(entry: Entry): Layout {
+    let layout: Layout;
+    try {
+      layout = this.layout(entry);
+    } catch (error) {
+      throw new EngineError("conflict", `model '${entry.name}' cannot be changed until its folder is fixed: ${this.publicReason(error)}`);
     }
+    if (layout.linked) throw new EngineError("conflict", `model '${entry.name}' is a symbolic link in the models folder: it is served, but changed only on disk`);
+    return layout;
+  }
+
+  /**
+   * `<dir>/model.json`, which must name the folder's model (the folder is the name, as in Triton and KServe) and,
+   * in a version's folder, that version.
+   */
+  private readManifest(name: string, dir: string, version?: string): ModelManifest {
+    const manifest = readManifest(dir);
+    const file = join(dir, "model.json");
+    if (manifest.name !== name) throw new ManifestError(`${file}: the manifest names the model '${manifest.name}', but its folder is '${name}'`);
+    if (version !== undefined && manifest.version !== version) throw new ManifestError(`${file}: the manifest says version ${manifest.version}, but its folder is ${version}`);
     return manifest;
   }
 
@@ -245,24 +424,34 @@ export class ModelRepository implements ModelCatalog {
     this.logger?.error({ model: entry.name, err: error }, "model failed to load");
   }
 
-  /** An error's message without the models folder's absolute path: clients see `iris/model.onnx`, logs the whole path. */
-  private publicReason(error: unknown): string {
+  /**
+   * An error's message without the models folder's absolute path: clients see `iris/model.onnx`, logs the whole
+   * path; an upload's files are named as uploaded (`model.onnx`).
+   */
+  private publicReason(error: unknown, staged?: string): string {
     let message = error instanceof Error ? error.message : String(error);
+    if (staged) message = message.replaceAll(`${staged}/`, "");
     for (const prefix of this.rootPrefixes) message = message.replaceAll(prefix, "");
     return message;
   }
 
   private entry(name: string): Entry {
     const entry = this.entries.get(name);
-    if (!entry) throw new EngineError("model_not_found", `no model named '${name}'; available: ${[...this.entries.keys()].join(", ")}`);
+    if (!entry) throw this.notFound(name);
     return entry;
+  }
+
+  private notFound(name: string): EngineError {
+    return new EngineError("model_not_found", `no model named '${name}'; available: ${[...this.entries.keys()].join(", ")}`);
   }
 
   private statusOf(entry: Entry): ModelStatus {
     const generations = entry.model?.task === "text-generation" ? entry.model.stats() : undefined;
     return {
       name: entry.name,
-      ...(entry.manifest ? { version: entry.manifest.version, task: entry.manifest.task } : {}),
+      ...(entry.manifest ? { version: entry.manifest.version } : {}),
+      versions: entry.versions,
+      ...(entry.manifest ? { task: entry.manifest.task } : {}),
       state: entry.state,
       ...(entry.error ? { error: entry.error } : {}),
       ...(generations ? { generations: { active: generations.active, queued: generations.queued } } : {}),

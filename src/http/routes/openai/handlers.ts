@@ -6,6 +6,7 @@ import type { AppEnv } from "../../env.ts";
 import { completionLogprobs, contentEntry } from "../../logprobs.ts";
 import { toOpenAIError } from "../../middleware/error-shape/openai.ts";
 import { validationProblem } from "../../problem.ts";
+import { modelObject } from "../../schemas.ts";
 import { merge } from "../../streaming/pump.ts";
 import { sseEvent, sseResponse } from "../../streaming/sse.ts";
 import { promptText, toGenerationParams, toUsage, type TextLimits } from "../../text-params.ts";
@@ -36,31 +37,11 @@ type Shape = {
 type Choice = { text: string; prompt: PromptToken[]; tokens: TokenLogprob[]; done?: { finishReason: FinishReason; usage: Usage } };
 
 export function openAIHandlers(catalog: ModelCatalog, options: OpenAIOptions) {
-  const modelObject = (name: string) => {
-    const m = catalog.manifest(name)!;
-    const loadedAt = catalog.status().find((s) => s.name === name)?.loaded_at;
-    return {
-      id: name,
-      object: "model" as const,
-      created: loadedAt ?? Math.floor(Date.now() / 1000),
-      owned_by: "onnx-serve",
-      task: m.task,
-      version: m.version,
-      description: m.description,
-      ...(m.task === "text-generation" ? { context_length: m.context_length } : {}),
-    };
-  };
+  // Every model the server knows, in any state: a failed one shows why.
+  const list: RouteHandler<OpenAIRoutes["list"], AppEnv> = (c) => c.json({ object: "list" as const, data: catalog.names.map((name) => modelObject(catalog, name)) }, 200);
 
-  const list: RouteHandler<OpenAIRoutes["list"], AppEnv> = (c) =>
-    c.json({ object: "list" as const, data: catalog.names.filter((name) => catalog.manifest(name)).map(modelObject) }, 200);
+  const retrieve: RouteHandler<OpenAIRoutes["retrieve"], AppEnv> = (c) => c.json(modelObject(catalog, c.req.valid("param").model), 200);
 
-  const retrieve: RouteHandler<OpenAIRoutes["retrieve"], AppEnv> = (c) => {
-    const name = c.req.valid("param").model;
-    catalog.get(name); // 404 for an unknown model, 503 for one not serving
-    return c.json(modelObject(name), 200);
-  };
-
-  /** Starts `n` generations (choice i seeded seed + i); if any is refused, the others are cancelled and it is thrown. */
   const start = async (model: TextModel, params: GenerationParams, n: number, signal: AbortSignal) => {
     const started = await Promise.allSettled(
       Array.from({ length: n }, (_, i) => model.generate(params.seed === undefined || i === 0 ? params : { ...params, seed: params.seed + i }, signal)),

@@ -23,7 +23,7 @@ export function openAIRoutes(limits: TextLimits) {
     method: "get",
     path: "/v1/models",
     tags: ["OpenAI"],
-    summary: "List the models (OpenAI's model list, with each model's task and version)",
+    summary: "List the models (OpenAI's model list, with each model's task, versions and state)",
     responses: { 200: { description: "Every model this server serves", content: { "application/json": { schema: ModelList } } }, ...openAIErrorResponses(500) },
   });
 
@@ -31,9 +31,10 @@ export function openAIRoutes(limits: TextLimits) {
     method: "get",
     path: "/v1/models/{model}",
     tags: ["OpenAI"],
-    summary: "One model (OpenAI's model object, with context_length for text models)",
+    summary: "One model (OpenAI's model object, with its task, versions, state and, for text models, context_length)",
+    description: "Answers for a model in any state: `loading`, `ready`, or `failed` with the reason in `error`.",
     request: { params: z.object({ model: z.string().openapi({ param: { name: "model", in: "path" }, example: "kjv-gpt" }) }) },
-    responses: { 200: { description: "The model", content: { "application/json": { schema: ModelObject } } }, ...openAIErrorResponses(404, 503) },
+    responses: { 200: { description: "The model", content: { "application/json": { schema: ModelObject } } }, ...openAIErrorResponses(404) },
   });
 
   const completions = createRoute({

@@ -1,20 +1,10 @@
 /** OpenAI's request and response shapes, for the parameters a completion model can honour and those it refuses by name. */
 import { z } from "@hono/zod-openapi";
 import { CompletionLogprobsSchema, TokenLogprobSchema } from "../../logprobs.ts";
+import { ModelObject } from "../../schemas.ts";
 import { MAX_CHOICES, promptText, textFields, UsageSchema, type TextLimits } from "../../text-params.ts";
 
-export const ModelObject = z
-  .object({
-    id: z.string().openapi({ example: "kjv-gpt" }),
-    object: z.literal("model"),
-    created: z.number().int().openapi({ description: "Unix time the served version was loaded", example: 1795000000 }),
-    owned_by: z.string().openapi({ example: "onnx-serve" }),
-    task: z.string().openapi({ example: "text-generation" }),
-    version: z.string().openapi({ example: "1.0.0" }),
-    description: z.string(),
-    context_length: z.number().int().optional().openapi({ description: "Text models: tokens the model attends to, prompt and completion together", example: 256 }),
-  })
-  .openapi("Model");
+export { ModelObject };
 
 export const ModelList = z.object({ object: z.literal("list"), data: z.array(ModelObject) }).openapi("ModelList");
 

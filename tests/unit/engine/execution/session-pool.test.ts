@@ -193,8 +193,8 @@ for (const [placement, inlineInferenceMaxMs] of PLACEMENTS) describe(`TabularCla
 
   test("every model loads and passes its self-test", async () => {
     expect(repository.status()).toEqual([
-      { name: "iris", version: "1.0.0", task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) },
-      { name: "wine", version: "1.0.0", task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) },
+      { name: "iris", version: "1.0.0", versions: ["1.0.0"], task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) },
+      { name: "wine", version: "1.0.0", versions: ["1.0.0"], task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) },
     ]);
     expect(await repository.readiness()).toEqual({ ready: true, models: repository.status() });
   });
@@ -254,7 +254,7 @@ for (const [placement, inlineInferenceMaxMs] of PLACEMENTS) describe(`TabularCla
     const before = rows.slice(0, 30).map((row) => one(tabularModel(repository, "iris"), row));
     const status = await repository.reload("iris");
     const after = rows.slice(30).map((row) => one(tabularModel(repository, "iris"), row));
-    expect(status).toEqual({ name: "iris", version: "1.0.0", task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) });
+    expect(status).toEqual({ name: "iris", version: "1.0.0", versions: ["1.0.0"], task: "tabular-classification", state: "ready", loaded_at: expect.any(Number) });
     expect(await Promise.all([...before, ...after])).toEqual(expected);
     expect(tabularModel(repository, "iris")).not.toBe(iris);
     iris = tabularModel(repository, "iris");

@@ -69,8 +69,8 @@ describe("manifests, read at construction", () => {
     expect(repository.names).toEqual(["alpha", "zeta"]);
     expect(repository.manifest("alpha")).toEqual({ ...iris, name: "alpha" });
     expect(repository.status()).toEqual([
-      { name: "alpha", version: "1.0.0", task: "tabular-classification", state: "loading" },
-      { name: "zeta", version: "1.0.0", task: "tabular-classification", state: "loading" },
+      { name: "alpha", version: "1.0.0", versions: ["1.0.0"], task: "tabular-classification", state: "loading" },
+      { name: "zeta", version: "1.0.0", versions: ["1.0.0"], task: "tabular-classification", state: "loading" },
     ]);
   });
 
@@ -100,8 +100,8 @@ describe("manifests, read at construction", () => {
     writeModel(root, "copy", iris); // names iris, in the folder "copy"
     const repository = repositoryOf(root);
     const status = Object.fromEntries(repository.status().map((s) => [s.name, s]));
-    expect(status.good).toEqual({ name: "good", version: "1.0.0", task: "tabular-classification", state: "loading" });
-    expect(status.bad).toEqual({ name: "bad", state: "failed", error: expect.stringMatching(new RegExp(`^${escape("bad/model.json: labels: ")}`)) });
+    expect(status.good).toEqual({ name: "good", version: "1.0.0", versions: ["1.0.0"], task: "tabular-classification", state: "loading" });
+    expect(status.bad).toEqual({ name: "bad", versions: [], state: "failed", error: expect.stringMatching(new RegExp(`^${escape("bad/model.json: labels: ")}`)) });
     expect(status.broken!.error).toStartWith("broken/model.json: ");
     expect(status.copy!.error).toBe("copy/model.json: the manifest names the model 'iris', but its folder is 'copy'");
     for (const s of Object.values(status)) expect(s.error ?? "").not.toContain(root);
