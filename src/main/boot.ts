@@ -103,5 +103,6 @@ export function engineOptions(config: Config): EngineOptions {
       maxQueue: config.GENERATION_MAX_QUEUE,
       maxGenerationMs: config.GENERATION_TIMEOUT_MS,
     },
+    versionsKept: config.MODEL_VERSIONS_KEPT,
   };
 }

@@ -4,7 +4,7 @@
  * models folder is.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EngineError } from "../../../../src/engine/errors.ts";
 import type { TabularManifest } from "../../../../src/engine/registry/manifest.ts";
@@ -12,7 +12,8 @@ import { ModelRepository } from "../../../../src/engine/registry/repository.ts";
 import { createLogger } from "../../../../src/observability/logger.ts";
 import { engineOptions, tabularModel } from "../../../helpers/engine.ts";
 import { MODELS_DIR, realManifest } from "../../../helpers/fake-repository.ts";
-import { tempDir } from "../../../helpers/models-dir.ts";
+import { modelsDirCopy, tempDir } from "../../../helpers/models-dir.ts";
+import type { ModelFiles } from "../../../../src/engine/registry/model-store.ts";
 
 const iris = realManifest("iris");
 const options = engineOptions();
@@ -43,8 +44,8 @@ const open: ModelRepository[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((r) => r.close()));
 });
-function repositoryOf(root: string, logger = createLogger("silent")) {
-  const repository = new ModelRepository(root, options, logger);
+function repositoryOf(root: string, logger = createLogger("silent"), versionsKept?: number) {
+  const repository = new ModelRepository(root, { ...options, ...(versionsKept ? { versionsKept } : {}) }, logger);
   open.push(repository);
   return repository;
 }
@@ -218,6 +219,168 @@ describe("loading and reloading real models", () => {
     expect(during.length).toBeGreaterThan(4);
     expect(outcomes.filter((o) => o.status === "rejected")).toEqual([]);
     expect(new Set(outcomes.map((o) => (o as PromiseFulfilledResult<{ predictions: { label: string }[] }>).value.predictions[0]!.label))).toEqual(new Set(["virginica"]));
+  });
+});
+
+const IRIS_ONNX = readFileSync(join(MODELS_DIR, "iris", "model.onnx"));
+/** An upload of iris's graph with `changes` to its manifest. */
+const irisUpload = (changes: Partial<TabularManifest>, graph: Uint8Array = IRIS_ONNX): ModelFiles => ({
+  "model.onnx": graph,
+  "model.json": new TextEncoder().encode(JSON.stringify({ ...iris, ...changes })),
+});
+const SETOSA = [5.1, 3.5, 1.4, 0.2];
+const labelOf = async (repository: ModelRepository, name: string) => (await tabularModel(repository, name).predict([SETOSA])).predictions[0]!.label;
+
+async function engineError(promise: Promise<unknown>): Promise<EngineError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof EngineError)) throw new Error(`expected an EngineError, got ${String(error)}`);
+  return error;
+}
+
+describe("uploads, rollbacks and deletions", () => {
+  test("a new version serves once it has passed an inference; requests in flight finish on the old one; the revision grows", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root);
+    await repository.loadAll();
+    const before = repository.revision;
+    const old = tabularModel(repository, "iris");
+    const inFlight = Array.from({ length: 200 }, () => old.predict([SETOSA]));
+    const status = await repository.update("iris", irisUpload({ version: "1.1.0", labels: ["a", "b", "c"] }));
+    expect(status).toMatchObject({ name: "iris", version: "1.1.0", versions: ["1.0.0", "1.1.0"], state: "ready" });
+    expect((await Promise.all(inFlight)).map((r) => r.predictions[0]!.label)).toEqual(Array(200).fill("setosa"));
+    expect(await labelOf(repository, "iris")).toBe("a");
+    expect(repository.manifest("iris")!.version).toBe("1.1.0");
+    expect(repository.revision).toBeGreaterThan(before);
+    // The old sessions close once their requests are done.
+    expect(await engineError(old.predict([SETOSA]))).toMatchObject({ code: "not_ready" });
+  });
+
+  test("a version that fails to load or to run is load_failed with the reason; the served version and the disk are unchanged", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root);
+    await repository.loadAll();
+    const serving = tabularModel(repository, "iris");
+    const corrupt = await engineError(repository.update("iris", irisUpload({ version: "1.1.0" }, new TextEncoder().encode("not a graph"))));
+    expect(corrupt.code).toBe("load_failed");
+    expect(corrupt.message).toStartWith("model 'iris' could not be loaded: ");
+    expect(corrupt.message).toContain("model.onnx");
+    expect(corrupt.message).not.toContain(root);
+    // Four labels for a graph of three outputs: it loads, and its check fails.
+    const mismatch = await engineError(repository.update("iris", irisUpload({ version: "1.1.0", labels: ["a", "b", "c", "d"] })));
+    expect(mismatch.code).toBe("load_failed");
+    expect(tabularModel(repository, "iris")).toBe(serving);
+    expect(repository.status("iris")).toMatchObject({ version: "1.0.0", versions: ["1.0.0"], state: "ready" });
+    expect(readdirSync(join(root, "iris")).sort()).toEqual(["model.json", "model.onnx"]);
+  });
+
+  test("a version must be newer than every kept one (conflict), and the upload's name the model's (invalid_input)", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root);
+    await repository.loadAll();
+    await repository.update("iris", irisUpload({ version: "1.10.0" }));
+    const duplicate = await engineError(repository.update("iris", irisUpload({ version: "1.10.0" })));
+    expect(duplicate.code).toBe("conflict");
+    expect(duplicate.message).toBe("version 1.10.0 of model 'iris' already exists: a new version must be newer than every kept version (1.0.0, 1.10.0)");
+    // 1.9.0 < 1.10.0 as versions, though not as text.
+    expect((await engineError(repository.update("iris", irisUpload({ version: "1.9.0" })))).message).toStartWith("version 1.9.0 is older than 1.10.0");
+    const renamed = await engineError(repository.update("iris", irisUpload({ name: "wine", version: "2.0.0" })));
+    expect(renamed).toMatchObject({ code: "invalid_input", message: "model.json: name is 'wine', but this upload is a version of 'iris'" });
+    expect(readdirSync(join(root, "iris")).sort()).toEqual(["1.0.0", "1.10.0", "CURRENT"]);
+  });
+
+  test("rollback serves the previous version and removes the one it leaves; with none before it, a conflict", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root, undefined, 3);
+    await repository.loadAll();
+    await repository.update("iris", irisUpload({ version: "1.1.0", labels: ["a", "b", "c"] }));
+    await repository.update("iris", irisUpload({ version: "1.2.0", labels: ["x", "y", "z"] }));
+    expect(await labelOf(repository, "iris")).toBe("x");
+    expect(await repository.rollback("iris")).toMatchObject({ version: "1.1.0", versions: ["1.0.0", "1.1.0"] });
+    expect(await labelOf(repository, "iris")).toBe("a");
+    expect(await repository.rollback("iris")).toMatchObject({ version: "1.0.0", versions: ["1.0.0"] });
+    expect(await labelOf(repository, "iris")).toBe("setosa");
+    const none = await engineError(repository.rollback("iris"));
+    expect(none).toMatchObject({ code: "conflict", message: "model 'iris' has no version before 1.0.0 to roll back to (kept: 1.0.0)" });
+    expect(readdirSync(join(root, "iris")).sort()).toEqual(["1.0.0", "CURRENT"]);
+  });
+
+  test("MODEL_VERSIONS_KEPT=1 keeps no version to roll back to", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root, undefined, 1);
+    await repository.loadAll();
+    expect(await repository.update("iris", irisUpload({ version: "2.0.0" }))).toMatchObject({ versions: ["2.0.0"] });
+    expect((await engineError(repository.rollback("iris"))).code).toBe("conflict");
+  });
+
+  test("a created model serves at once; its name then conflicts; deleted, it is gone from disk, and can be created again", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root);
+    await repository.loadAll();
+    const revision = repository.revision;
+    expect(await repository.create(irisUpload({ name: "flowers", version: "3.0.0" }))).toMatchObject({ name: "flowers", version: "3.0.0", versions: ["3.0.0"], state: "ready" });
+    expect(repository.names).toEqual(["flowers", "iris"]);
+    expect(await labelOf(repository, "flowers")).toBe("setosa");
+    expect(repository.revision).toBeGreaterThan(revision);
+    expect((await engineError(repository.create(irisUpload({ name: "flowers", version: "4.0.0" })))).code).toBe("conflict");
+    const model = tabularModel(repository, "flowers");
+    const inFlight = Array.from({ length: 100 }, () => model.predict([SETOSA]));
+    await repository.remove("flowers");
+    expect((await Promise.all(inFlight)).length).toBe(100);
+    expect(repository.names).toEqual(["iris"]);
+    expect(catchError(() => repository.get("flowers"))).toMatchObject({ code: "model_not_found" });
+    expect(readdirSync(root)).toEqual(["iris"]);
+    expect(await repository.create(irisUpload({ name: "flowers", version: "1.0.0" }))).toMatchObject({ version: "1.0.0", state: "ready" });
+    expect((await engineError(repository.remove("nope"))).code).toBe("model_not_found");
+  });
+
+  test("a restart on the same folder serves the current version", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const first = repositoryOf(root);
+    await first.loadAll();
+    await first.update("iris", irisUpload({ version: "1.1.0", labels: ["a", "b", "c"] }));
+    await first.create(irisUpload({ name: "flowers", version: "2.0.0", labels: ["p", "q", "r"] }));
+    await first.close();
+    const second = repositoryOf(root);
+    await second.loadAll();
+    expect(second.status()).toEqual([
+      expect.objectContaining({ name: "flowers", version: "2.0.0", versions: ["2.0.0"], state: "ready" }),
+      expect.objectContaining({ name: "iris", version: "1.1.0", versions: ["1.0.0", "1.1.0"], state: "ready" }),
+    ]);
+    expect(await labelOf(second, "iris")).toBe("a");
+    expect(await second.rollback("iris")).toMatchObject({ version: "1.0.0" });
+  });
+
+  test("a model folder that is a symbolic link is served, but never changed: conflicts, and its target untouched", async () => {
+    const outside = modelsDirCopy(["iris"]);
+    const root = tempDir();
+    symlinkSync(join(outside, "iris"), join(root, "iris"), "dir");
+    const repository = repositoryOf(root);
+    await repository.loadAll();
+    for (const change of [repository.update("iris", irisUpload({ version: "2.0.0" })), repository.rollback("iris"), repository.remove("iris")]) {
+      const error = await engineError(change);
+      expect(error).toMatchObject({ code: "conflict", message: "model 'iris' is a symbolic link in the models folder: it is served, but changed only on disk" });
+    }
+    expect(readdirSync(join(outside, "iris")).sort()).toEqual(["model.json", "model.onnx"]);
+    expect(readdirSync(root)).toEqual(["iris"]);
+    expect(await labelOf(repository, "iris")).toBe("setosa");
+  });
+
+  test("changes to one model run one at a time, in the order asked", async () => {
+    const root = modelsDirCopy(["iris"]);
+    const repository = repositoryOf(root);
+    await repository.loadAll();
+    const results = await Promise.all([
+      repository.update("iris", irisUpload({ version: "1.1.0" })),
+      repository.update("iris", irisUpload({ version: "1.2.0" })),
+      repository.rollback("iris"),
+      repository.reload("iris"),
+    ]);
+    expect(results.map((r) => r.version)).toEqual(["1.1.0", "1.2.0", "1.1.0", "1.1.0"]);
+    expect(readdirSync(join(root, "iris")).sort()).toEqual(["1.1.0", "CURRENT"]);
+    expect(existsSync(join(root, "iris", "1.2.0"))).toBe(false);
   });
 });
 
