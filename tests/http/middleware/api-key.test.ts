@@ -448,6 +448,15 @@ describe("the OpenAPI document declares what the middleware enforces", () => {
     "get /readiness": null,
     "get /v1/models": null,
     "get /v1/models/{model}": null,
+    "post /v2/models/{name}/infer": "predict",
+    "post /v2/models/{name}/versions/{version}/infer": "predict",
+    "get /v2": null,
+    "get /v2/health/live": null,
+    "get /v2/health/ready": null,
+    "get /v2/models/{name}": null,
+    "get /v2/models/{name}/ready": null,
+    "get /v2/models/{name}/versions/{version}": null,
+    "get /v2/models/{name}/versions/{version}/ready": null,
   };
   let doc: OpenAPIDoc;
   beforeEach(async () => {
