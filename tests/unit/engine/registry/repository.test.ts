@@ -11,7 +11,8 @@ import type { TabularManifest } from "../../../../src/engine/registry/manifest.t
 import { ModelRepository } from "../../../../src/engine/registry/repository.ts";
 import { createLogger } from "../../../../src/observability/logger.ts";
 import { engineOptions, tabularModel } from "../../../helpers/engine.ts";
-import { MODELS_DIR, realManifest } from "../../../helpers/fake-repository.ts";
+import { MODELS_DIR, realManifest, tinyLmManifest } from "../../../helpers/fake-repository.ts";
+import { TINY_LM_DIR as TINY_LM } from "../../../helpers/generation.ts";
 import { modelsDirCopy, tempDir } from "../../../helpers/models-dir.ts";
 import type { ModelFiles } from "../../../../src/engine/registry/model-store.ts";
 
@@ -334,6 +335,22 @@ describe("uploads, rollbacks and deletions", () => {
     expect(readdirSync(root)).toEqual(["iris"]);
     expect(await repository.create(irisUpload({ name: "flowers", version: "1.0.0" }))).toMatchObject({ version: "1.0.0", state: "ready" });
     expect((await engineError(repository.remove("nope"))).code).toBe("model_not_found");
+  });
+
+  test("a text model uploaded with its tokenizer generates, also once its files have moved into place, and reloads from there", async () => {
+    const root = tempDir();
+    const repository = repositoryOf(root);
+    const files = (version: string): ModelFiles => ({
+      "model.onnx": readFileSync(join(TINY_LM, "model.onnx")),
+      "model.json": new TextEncoder().encode(JSON.stringify({ ...tinyLmManifest(), name: "lm", version })),
+      "tokenizer.json": readFileSync(join(TINY_LM, "tokenizer.json")),
+    });
+    expect(await repository.create(files("1.0.0"))).toMatchObject({ name: "lm", task: "text-generation", state: "ready" });
+    await repository.get("lm", "text-generation").selfTest();
+    expect(await repository.update("lm", files("1.1.0"))).toMatchObject({ version: "1.1.0", versions: ["1.0.0", "1.1.0"] });
+    expect(await repository.reload("lm")).toMatchObject({ version: "1.1.0", state: "ready" });
+    await repository.get("lm", "text-generation").selfTest();
+    expect(readdirSync(join(root, "lm", "1.1.0")).sort()).toEqual(["model.json", "model.onnx", "tokenizer.json"]);
   });
 
   test("a restart on the same folder serves the current version", async () => {
