@@ -36,7 +36,6 @@ export function sniffImageType(bytes: Uint8Array): ImageType | undefined {
 
 /** What a file that is not an image looks like, for the refusal. */
 function describeOther(bytes: Uint8Array): string {
-  if (bytes.length === 0) return "empty";
   const known = OTHER_SIGNATURES.find(([, signature]) => startsWith(bytes, signature));
   return known ? known[0] : "not a PNG, JPEG, GIF or WebP image";
 }
@@ -52,6 +51,8 @@ export type PreparedImage = { row: Float32Array; width: number; height: number; 
  * from the header alone) or invalid_input (truncated or corrupt), each naming `label`.
  */
 export async function prepareImage(bytes: Uint8Array, spec: ImagePreprocessing, limits: DecodeLimits, label = "the image"): Promise<PreparedImage> {
+  // An empty file is not of the wrong type: there is nothing in it to classify.
+  if (bytes.length === 0) throw new EngineError("invalid_input", `${label} is empty (0 bytes)`);
   const type = sniffImageType(bytes);
   if (!type) {
     throw new EngineError("unsupported_media_type", `${label} is ${describeOther(bytes)}; send a PNG, JPEG, GIF or WebP image (the type is read from the file's bytes, not its name)`);
@@ -96,9 +97,10 @@ export async function prepareImage(bytes: Uint8Array, spec: ImagePreprocessing, 
 }
 
 function undecodable(label: string, type: ImageType, error: unknown): EngineError {
-  const reason = error instanceof Error ? error.message.split("\n")[0]!.trim() : String(error);
+  // libvips's first line, without the colon it leaves when the decoder's own message is empty.
+  const reason = (error instanceof Error ? error.message.split("\n")[0]! : String(error)).trim().replace(/:$/, "");
   if (/pixel limit/i.test(reason)) return new EngineError("too_large", `${label} has more pixels than this server decodes`);
-  return new EngineError("invalid_input", `${label} is not a readable ${type.toUpperCase()} image (truncated or corrupt): ${reason}`);
+  return new EngineError("invalid_input", `${label} is not a readable ${type.toUpperCase()} image (truncated or corrupt)${reason ? `: ${reason}` : ""}`);
 }
 
 /** Interleaved 0-255 pixels (HWC) to normalised floats in the manifest's layout. */

@@ -1,6 +1,8 @@
 import type { ModelCatalog } from "../../../engine/registry/repository.ts";
 import type { AppEnv } from "../../env.ts";
 import { createRouter } from "../../openapi.ts";
+import { classifyHandlers } from "./handlers.ts";
+import { classifyRoutes } from "./routes.ts";
 
 export type ClassifyOptions = {
   /** DEFAULT_IMAGE_MODEL; unset: the first image-classification model. */
@@ -11,6 +13,8 @@ export type ClassifyOptions = {
   maxFiles: number;
 };
 
-export function classifyRouter(_catalog: ModelCatalog, _options: ClassifyOptions) {
-  return createRouter<AppEnv>();
+export function classifyRouter(catalog: ModelCatalog, options: ClassifyOptions) {
+  const routes = classifyRoutes(options);
+  const handlers = classifyHandlers(catalog, options);
+  return createRouter<AppEnv>().openapi(routes.byName, handlers.byName).openapi(routes.byDefault, handlers.byDefault);
 }
