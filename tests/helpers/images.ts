@@ -37,7 +37,7 @@ export function solid(format: Format, width: number, height: number, colour: { r
 
 /** A picture of noise (which compresses badly: a large file for its size). */
 export function noise(format: Format, width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 40 } } })
+  return sharp({ create: { width, height, channels: 3, background: "black", noise: { type: "gaussian", mean: 128, sigma: 40 } } })
     .toFormat(format)
     .toBuffer();
 }

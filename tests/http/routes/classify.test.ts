@@ -36,7 +36,7 @@ function form(files: { bytes: Uint8Array; name?: string; type?: string; field?: 
   return body;
 }
 
-const post = (path: string, body: BodyInit, headers: Record<string, string> = {}, on = app) => on.request(path, { method: "POST", body, headers });
+const post = (path: string, body: RequestInit["body"], headers: Record<string, string> = {}, on = app) => on.request(path, { method: "POST", body, headers });
 
 async function ok<T>(res: Response): Promise<T> {
   const text = await res.text();
