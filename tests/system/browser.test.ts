@@ -1,21 +1,25 @@
 /**
  * A real browser against the real server: Debian's chromium (/usr/bin/chromium, never a downloaded one) driven
  * by playwright-core. EventSource on /v1/generate, the playground page at GET / (generation and the iris form,
- * and the server's reasons when it refuses them), that the page loads nothing from elsewhere, the page's API-key
+ * and the server's reasons when it refuses them; the image panel), that the page loads nothing from elsewhere, the page's API-key
  * field when the server has keys, that Swagger UI at /docs and ReDoc at /redoc render from this server alone,
  * and the favicon.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { startTextServer } from "../helpers/generation.ts";
+import { MODELS_DIR } from "../helpers/fake-repository.ts";
+import { startTextServer, textModelsDir } from "../helpers/generation.ts";
+import { digitPng, IMAGES_DIR, PDF } from "../helpers/images.ts";
 import { keysFile } from "../helpers/keys.ts";
-import type { RunningServer } from "../helpers/server.ts";
+import { startServer, type RunningServer } from "../helpers/server.ts";
 
 // What the callbacks below use in the page; the project compiles without the DOM library.
 declare const document: { getElementById(id: string): { textContent: string | null; className: string; querySelector(selector: string): unknown; checkValidity(): boolean } | null };
 type PageEvent = { data: string };
 declare const EventSource: new (url: string) => { addEventListener(type: string, listener: (event: PageEvent) => void): void; close(): void };
+declare const DataTransfer: new () => { items: { add(file: File): void } };
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -40,7 +44,9 @@ let server: RunningServer;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
   // Playwright gives each launch a fresh temporary profile of its own.
-  [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true }), startTextServer()]);
+  // iris and tiny-lm as for every text test, and the digits image model for the image panel.
+  const models = textModelsDir({ digits: join(MODELS_DIR, "digits") });
+  [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true }), startServer({ MODELS_DIR: models })]);
 }, HOOK_TIMEOUT);
 afterAll(async () => {
   await Promise.all([browser?.close(), server?.stop("SIGKILL")]);
@@ -227,6 +233,48 @@ describe("the browser, authentication off", () => {
       expect(await page.textContent("#prediction")).toBe("sepal_width is empty");
       expect(await page.getAttribute("#prediction", "class")).toContain("error");
       expect(requestsTo(requests, "/v2/predict")).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, TEST_TIMEOUT);
+
+  test("the image panel: a digit PNG set on the file input shows its label and the top-k bars, as the API answers", async () => {
+    const { page, requests, close } = await openPage(server);
+    try {
+      await page.waitForSelector("#image-model option[value='digits']", { state: "attached" });
+      await page.setInputFiles("#image-file", join(IMAGES_DIR, "digit-7.png"));
+      await page.waitForSelector("#image-label");
+      expect(await page.textContent("#image-label")).toBe("7");
+      const form = new FormData();
+      form.append("file", new Blob([await digitPng(7)]), "digit-7.png");
+      const reference = (await (await fetch(`${server.url}/v1/models/digits/classify`, { method: "POST", body: form })).json()) as { top_k: { label: string; confidence: number }[] };
+      const bars = page.locator("#image-bars .bar-row");
+      expect(await bars.count()).toBe(5);
+      const shown = await bars.evaluateAll((rows) =>
+        rows.map((row) => {
+          const cells = row as unknown as { querySelector(s: string): { textContent: string; style: { width: string } } };
+          // The browser writes a width of 0.0% back as 0%: compared as a number.
+          return { label: cells.querySelector(".bar-label").textContent, width: Number.parseFloat(cells.querySelector(".bar > span").style.width), value: cells.querySelector(".bar-value").textContent };
+        }),
+      );
+      expect(shown).toEqual(reference.top_k.map(({ label, confidence }) => ({ label, width: Number((100 * confidence).toFixed(1)), value: `${(100 * confidence).toFixed(1)}%` })));
+      expect(await page.isVisible("#image-preview")).toBe(true);
+      expect(requestsTo(requests, "/v1/models/digits/classify")).toHaveLength(1);
+
+      // Dropped on the zone: the same path.
+      const bytes = [...(await digitPng(2))];
+      const dropped = await page.evaluateHandle((data) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(data)], "digit-2.png", { type: "image/png" }));
+        return transfer;
+      }, bytes);
+      await page.dispatchEvent("#drop-zone", "drop", { dataTransfer: dropped });
+      await page.waitForFunction(() => document.getElementById("image-label")?.textContent === "2");
+
+      // A PDF under an image's name: the server's 415, shown on the page.
+      await page.setInputFiles("#image-file", { name: "scan.png", mimeType: "image/png", buffer: PDF });
+      await page.waitForFunction(() => (document.getElementById("image-output")!.className ?? "").includes("error"));
+      expect(await page.textContent("#image-output")).toStartWith("error (415): file 'scan.png' is a PDF document");
     } finally {
       await close();
     }
