@@ -10,7 +10,7 @@ export const root = join(import.meta.dir, "..");
 export const DURATION = process.env.BENCH_SECONDS ?? "5";
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
-export type Result = { name: string; rps: number; p50: number; p99: number; errors: number };
+export type Result = { name: string; rps: number; p50: number; p99: number; errors: number; requests: number };
 
 
 const running = new Set<Subprocess>();
@@ -29,7 +29,7 @@ export async function startServer(script: string, env: Record<string, string>, r
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 1200; i++) {
     const ok = await fetch(url + ready).then((r) => anyAnswer || r.ok, () => false);
-    if (ok) return { url, stop: () => (proc.kill(), running.delete(proc)) };
+    if (ok) return { url, pid: proc.pid, stop: () => (proc.kill(), running.delete(proc)) };
     if (proc.exitCode !== null) throw new Error(`${script} exited with ${proc.exitCode}`);
     await Bun.sleep(50);
   }
@@ -50,14 +50,32 @@ export function requireWrk() {
   }
 }
 
-/** Runs wrk (1 thread, CONNECTIONS connections) with a JSON POST body and parses its summary. */
-export function wrk(name: string, url: string, body: string, headers: Record<string, string> = {}): Result {
+/**
+ * A wrk script that POSTs `body`: JSON text, or the bytes of a file sent as `contentType` (an image, say).
+ * Returns the script's path.
+ */
+export function postScript(body: string | { file: string; contentType: string }, headers: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), "bench-"));
   const script = join(dir, "post.lua");
-  const lines = [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(body)}`, `wrk.headers["Content-Type"] = "application/json"`];
+  const lines =
+    typeof body === "string"
+      ? [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(body)}`, `wrk.headers["Content-Type"] = "application/json"`]
+      : [`wrk.method = "POST"`, `local f = io.open(${JSON.stringify(body.file)}, "rb")`, `wrk.body = f:read("*a")`, `f:close()`, `wrk.headers["Content-Type"] = ${JSON.stringify(body.contentType)}`];
   for (const [k, v] of Object.entries(headers)) lines.push(`wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`);
   writeFileSync(script, lines.join("\n"));
-  const out = spawnSync(["wrk", "-t1", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", "-s", script, url]).stdout.toString();
+  return script;
+}
+
+/** wrk's command line: 1 thread, `connections` connections, DURATION seconds, latency percentiles. */
+export const wrkCommand = (url: string, script: string, connections = CONNECTIONS) => ["wrk", "-t1", `-c${connections}`, `-d${DURATION}s`, "--latency", "-s", script, url];
+
+/** Runs wrk (1 thread, CONNECTIONS connections) with a JSON POST body and parses its summary. */
+export function wrk(name: string, url: string, body: string, headers: Record<string, string> = {}): Result {
+  return parseWrk(name, spawnSync(wrkCommand(url, postScript(body, headers))).stdout.toString());
+}
+
+/** The figures of wrk's summary (`--latency`). */
+export function parseWrk(name: string, out: string): Result {
   const ms = (label: string) => {
     const m = new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
     return m ? Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[m[2]!]! : NaN;
@@ -65,7 +83,7 @@ export function wrk(name: string, url: string, body: string, headers: Record<str
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = num(/Non-2xx or 3xx responses: (\d+)/) + (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  return { name, rps: num(/Requests\/sec:\s+([\d.]+)/), p50: ms("50%"), p99: ms("99%"), errors };
+  return { name, rps: num(/Requests\/sec:\s+([\d.]+)/), p50: ms("50%"), p99: ms("99%"), errors, requests: num(/(\d+) requests in/) };
 }
 
 export function percentile(sorted: number[], p: number): number {
