@@ -170,7 +170,7 @@ describe("refusals", () => {
     expect(raw.detail).toStartWith("the body is a PDF document");
     // In a batch, the file is named by its place as well.
     const files = [{ bytes: await digitPng(1), name: "one.png" }, { bytes: new TextEncoder().encode("hello"), name: "two.png" }];
-    expect((await expectProblem(await post(PATH, form(files)), 415, PATH)).detail).toStartWith("file 2 ('two.png') is not a PNG, JPEG, GIF or WebP image");
+    expect((await expectProblem(await post(PATH, form(files)), 415, PATH)).detail).toStartWith("file 2 ('two.png') is not an image of a type this server reads");
   });
 
   test("a body that is neither a form nor an image is 415 saying what to send", async () => {

@@ -37,7 +37,7 @@ export function sniffImageType(bytes: Uint8Array): ImageType | undefined {
 /** What a file that is not an image looks like, for the refusal. */
 function describeOther(bytes: Uint8Array): string {
   const known = OTHER_SIGNATURES.find(([, signature]) => startsWith(bytes, signature));
-  return known ? known[0] : "not a PNG, JPEG, GIF or WebP image";
+  return known ? known[0] : "not an image of a type this server reads";
 }
 
 export type DecodeLimits = { maxPixels: number };
@@ -55,7 +55,7 @@ export async function prepareImage(bytes: Uint8Array, spec: ImagePreprocessing, 
   if (bytes.length === 0) throw new EngineError("invalid_input", `${label} is empty (0 bytes)`);
   const type = sniffImageType(bytes);
   if (!type) {
-    throw new EngineError("unsupported_media_type", `${label} is ${describeOther(bytes)}; send a PNG, JPEG, GIF or WebP image (the type is read from the file's bytes, not its name)`);
+    throw new EngineError("unsupported_media_type", `${label} is ${describeOther(bytes)}; send a PNG, JPEG, GIF or WebP image (the type is read from the bytes, not from a name or a declared type)`);
   }
   // Only the first frame of an animated image (pages: 1). failOn "error" refuses truncated and corrupt files but
   // not the harmless warnings many cameras' JPEGs raise. The header is read without a pixel limit so that the

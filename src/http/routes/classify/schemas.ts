@@ -122,7 +122,7 @@ export const uploadProblems = (maxBytes: number) => ({
     type: "/problems/unsupported-media-type",
     title: "Unsupported Media Type",
     status: 415,
-    detail: "file 'report.png' is a PDF document; send a PNG, JPEG, GIF or WebP image (the type is read from the file's bytes, not its name)",
+    detail: "file 'report.png' is a PDF document; send a PNG, JPEG, GIF or WebP image (the type is read from the bytes, not from a name or a declared type)",
   }),
   422: problem("No file, too many, a wrong field name, an invalid top_k, a truncated or corrupt image, or a model that does not classify images", {
     type: "/problems/validation-error",

@@ -101,7 +101,7 @@ describe("ImageClassifier.classify", () => {
     const error = await model.classify([{ bytes: good, label: "file 1" }, { bytes: new TextEncoder().encode("text"), label: "file 2 ('b.png')" }], 1).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EngineError);
     expect((error as EngineError).code).toBe("unsupported_media_type");
-    expect((error as EngineError).message).toStartWith("file 2 ('b.png') is not a PNG");
+    expect((error as EngineError).message).toStartWith("file 2 ('b.png') is not an image of a type this server reads");
     expect(batcher.runs).toEqual([]);
     expect(((await model.classify([], 1).catch((e: unknown) => e)) as EngineError).code).toBe("invalid_input");
   });

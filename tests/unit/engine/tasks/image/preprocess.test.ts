@@ -112,7 +112,7 @@ describe("prepareImage", () => {
   test("refusals: unsupported_media_type by the bytes, too_large from the header, invalid_input when unreadable or empty", async () => {
     expect(await refusal(prepareImage(PDF, spec({}), LIMITS, "file 'a.png'"))).toEqual({
       code: "unsupported_media_type",
-      message: "file 'a.png' is a PDF document; send a PNG, JPEG, GIF or WebP image (the type is read from the file's bytes, not its name)",
+      message: "file 'a.png' is a PDF document; send a PNG, JPEG, GIF or WebP image (the type is read from the bytes, not from a name or a declared type)",
     });
     expect(await refusal(prepareImage(pngBomb(50_000, 1_000), spec({}), LIMITS))).toEqual({
       code: "too_large",
