@@ -78,9 +78,10 @@ describe("prepareImage", () => {
   });
 
   test("grayscale models get one channel; RGB models get three from a one-channel picture", async () => {
-    const grey = await sharp({ create: { width: 3, height: 3, channels: 3, background: { r: 90, g: 90, b: 90 } } }).toColourspace("b-w").png().toBuffer();
+    // Three different greys in a row, so that a channel read from the wrong pixel shows.
+    const grey = await sharp(Buffer.from([10, 100, 200]), { raw: { width: 3, height: 1, channels: 1 } }).toColourspace("b-w").png().toBuffer();
     expect((await sharp(grey).metadata()).channels).toBe(1);
-    expect([...(await prepareImage(grey, spec({ width: 1, height: 1 }), LIMITS)).row]).toEqual([90, 90, 90]);
+    expect([...(await prepareImage(grey, spec({ width: 3, height: 1 }), LIMITS)).row]).toEqual([10, 10, 10, 100, 100, 100, 200, 200, 200]);
     const red = await pixels([[R]]);
     const asGrey = await prepareImage(red, spec({ width: 1, height: 1, color: "grayscale" }), LIMITS);
     expect(asGrey.row).toHaveLength(1);
