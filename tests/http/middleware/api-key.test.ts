@@ -435,6 +435,8 @@ describe("the OpenAPI document declares what the middleware enforces", () => {
     "post /v1/models/{name}/predict": "predict",
     "post /v2/predict": "predict",
     "post /predict": "predict",
+    "post /v1/classify": "predict",
+    "post /v1/models/{name}/classify": "predict",
     "post /v1/models/{name}/reload": "admin",
     "post /v1/models": "admin",
     "put /v1/models/{name}": "admin",
