@@ -17,12 +17,15 @@ type RowRequest = { feeds: Feeds; rows: number; key: string };
 
 export class RowBatcher {
   private readonly batcher: MicroBatcher<RowRequest, Outputs>;
+  /** Some input has a free dimension besides the batch: only requests of the same shape may share a run. */
+  private readonly shapesVary: boolean;
 
   constructor(
     private readonly pool: SessionPool,
     batching: BatchingOptions,
   ) {
     this.batcher = new MicroBatcher((requests) => this.runBatch(requests), { ...batching, concurrency: pool.size }, (r) => r.rows);
+    this.shapesVary = pool.inputs.some((input) => input.shape.slice(1).some((size) => typeof size !== "number" || size < 0));
   }
 
   /** The graph's inputs and outputs, as ONNX Runtime reports them (`-1` or a name for a free dimension). */
@@ -41,11 +44,9 @@ export class RowBatcher {
    */
   async run(feeds: Feeds): Promise<RowResult> {
     const rows = this.check(feeds);
-    // Requests whose inputs differ beyond the batch dimension (a graph with free dimensions) cannot share a run.
-    const key = Object.values(feeds)
-      .map((t) => t.dims.slice(1).join("x"))
-      .join(",");
-    return this.batcher.submit({ feeds, rows, key }).then(({ result, timing }) => ({ outputs: result, timing }));
+    const key = this.shapesVary ? shapeKey(feeds) : "";
+    const { result, timing } = await this.batcher.submit({ feeds, rows, key });
+    return { outputs: result, timing };
   }
 
   /** Resolves once every queued and running request has finished. */
@@ -58,26 +59,28 @@ export class RowBatcher {
     await this.pool.close();
   }
 
+  /** The request's row count; throws invalid_input for feeds that do not fit the graph. Every request runs it. */
   private check(feeds: Feeds): number {
-    const invalid = (message: string) => new EngineError("invalid_input", message);
-    const names = this.pool.inputs.map((i) => i.name);
-    for (const name of Object.keys(feeds)) {
-      if (!names.includes(name)) throw invalid(`the model has no input '${name}'; its inputs are ${names.map((n) => `'${n}'`).join(", ")}`);
+    const inputs = this.pool.inputs;
+    for (const name in feeds) {
+      if (!inputs.some((i) => i.name === name)) throw invalid(`the model has no input '${name}'; its inputs are ${inputs.map((i) => `'${i.name}'`).join(", ")}`);
     }
     let rows: number | undefined;
-    for (const input of this.pool.inputs) {
+    for (const input of inputs) {
       const tensor = feeds[input.name];
       if (!tensor) throw invalid(`input '${input.name}' is missing`);
       if (tensor.type !== input.type) throw invalid(`input '${input.name}' is ${input.type}, not ${tensor.type}`);
       if (tensor.dims.length !== input.shape.length) {
         throw invalid(`input '${input.name}' has ${input.shape.length} dimensions [${shapeText(input.shape)}], not ${tensor.dims.length} [${tensor.dims.join(", ")}]`);
       }
-      input.shape.forEach((size, axis) => {
+      for (let axis = 0; axis < input.shape.length; axis++) {
+        const size = input.shape[axis];
         if (typeof size === "number" && size >= 0 && tensor.dims[axis] !== size) {
           throw invalid(`input '${input.name}' has shape [${shapeText(input.shape)}]; dimension ${axis} is ${tensor.dims[axis]}, not ${size}`);
         }
-      });
-      const count = tensor.dims.reduce((a, b) => a * b, 1);
+      }
+      let count = 1;
+      for (const size of tensor.dims) count *= size;
       if (tensor.data.length !== count) throw invalid(`input '${input.name}' has shape [${tensor.dims.join(", ")}], which holds ${count} values, but ${tensor.data.length} were given`);
       const inputRows = tensor.dims[0]!;
       if (rows !== undefined && inputRows !== rows) throw invalid(`every input must have the same batch size: '${input.name}' has ${inputRows} rows, others ${rows}`);
@@ -88,6 +91,8 @@ export class RowBatcher {
   }
 
   private async runBatch(requests: RowRequest[]): Promise<Outputs[]> {
+    if (!this.shapesVary) return splitOutputs(await this.pool.run(requests.length === 1 ? requests[0]!.feeds : concatFeeds(requests)), requests.map((r) => r.rows));
+    // Requests whose inputs differ beyond the batch dimension cannot share a run: one run per shape.
     const groups = new Map<string, number[]>();
     requests.forEach((r, i) => {
       const group = groups.get(r.key);
@@ -105,6 +110,15 @@ export class RowBatcher {
     );
     return results;
   }
+}
+
+const invalid = (message: string) => new EngineError("invalid_input", message);
+
+/** The dimensions after the batch of every input, which requests sharing a run must have in common. */
+function shapeKey(feeds: Feeds): string {
+  let key = "";
+  for (const name in feeds) key += `${name}:${feeds[name]!.dims.slice(1).join("x")};`;
+  return key;
 }
 
 /** `-1` for a free dimension, as the inference protocols write it. */
@@ -138,6 +152,7 @@ function concatValues(parts: TensorValues[]): TensorValues {
 
 /** Each request's rows of every output; an output without the batch's rows first goes whole to everyone. */
 function splitOutputs(outputs: Outputs, rows: number[]): Outputs[] {
+  if (rows.length === 1) return [outputs];
   const total = rows.reduce((a, b) => a + b, 0);
   const split: Outputs[] = rows.map(() => ({}));
   for (const [name, tensor] of Object.entries(outputs)) {
