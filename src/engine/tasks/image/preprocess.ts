@@ -7,6 +7,12 @@ import sharp, { type Metadata, type OutputInfo } from "sharp";
 import { EngineError } from "../../errors.ts";
 import type { ImagePreprocessing } from "../../registry/manifest.ts";
 
+// A server decodes many small images at once, each seen once: one libvips thread per image (the libuv pool runs
+// images side by side) and no operation cache (it never hits) cost less CPU per image. docs/performance.md has
+// the figures.
+sharp.concurrency(1);
+sharp.cache(false);
+
 export type ImageType = "png" | "jpeg" | "gif" | "webp";
 
 /** Media types of the files the server reads, by type. */
