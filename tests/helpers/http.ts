@@ -62,3 +62,31 @@ export async function expectOpenAIError(res: Response, status: number, type: str
   expect(body.error.message).not.toBe("");
   return body.error;
 }
+
+/**
+ * The status line and headers of the answer to `head` followed by `body`, sent over a raw TCP connection to the
+ * server at `url`: for requests fetch will not send as written (a Content-Length the body does not have, say).
+ */
+export async function rawExchange(url: string, head: string, body: Uint8Array = new Uint8Array(0)): Promise<string> {
+  const { hostname, port } = new URL(url);
+  let received = "";
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const socket = await Bun.connect({
+    hostname,
+    port: Number(port),
+    socket: {
+      data(_socket, chunk) {
+        received += new TextDecoder().decode(chunk);
+        if (received.includes("\r\n\r\n")) resolve(received);
+      },
+      close() {
+        resolve(received);
+      },
+    },
+  });
+  socket.write(head);
+  socket.write(body);
+  const answer = await promise;
+  socket.end();
+  return answer;
+}

@@ -4,6 +4,7 @@
  * it is counted, a decompression bomb, and the predict scope.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rawExchange } from "../helpers/http.ts";
 import { digitPng, imageModelsDir, pngBomb, solid } from "../helpers/images.ts";
 import { keysFile } from "../helpers/keys.ts";
 import { startServer, type RunningServer } from "../helpers/server.ts";
@@ -28,31 +29,6 @@ function formWith(bytes: Uint8Array, filename: string): FormData {
   return form;
 }
 
-/** The status line and headers of the answer to `head` followed by `body`, over a raw TCP connection to the server. */
-async function rawExchange(head: string, body: Uint8Array): Promise<string> {
-  const { hostname, port } = new URL(server.url);
-  let received = "";
-  const { promise, resolve } = Promise.withResolvers<string>();
-  const socket = await Bun.connect({
-    hostname,
-    port: Number(port),
-    socket: {
-      data(_socket, chunk) {
-        received += new TextDecoder().decode(chunk);
-        if (received.includes("\r\n\r\n")) resolve(received);
-      },
-      close() {
-        resolve(received);
-      },
-    },
-  });
-  socket.write(head);
-  socket.write(body);
-  const answer = await promise;
-  socket.end();
-  return answer;
-}
-
 describe("POST /v1/classify on the real server", () => {
   test("32 uploads at once, multipart and raw: each comes back with its own digit", async () => {
     const digits = await Promise.all(Array.from({ length: 10 }, (_, n) => digitPng(n)));
@@ -70,7 +46,7 @@ describe("POST /v1/classify on the real server", () => {
   test("a Content-Length over IMAGE_MAX_BYTES is answered 413 before the body is sent", async () => {
     // Only the headers go out: the answer must not wait for the 50 MB they announce.
     const head = `POST /v1/models/digits/classify HTTP/1.1\r\nHost: ${new URL(server.url).host}\r\nContent-Type: image/png\r\nContent-Length: 50000000\r\n\r\n`;
-    const answer = await rawExchange(head, new Uint8Array(0));
+    const answer = await rawExchange(server.url, head);
     expect(answer).toStartWith("HTTP/1.1 413");
     expect(answer.toLowerCase()).toContain("content-type: application/problem+json");
   }, TIMEOUT);

@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, 
 import { request } from "node:http";
 import { join } from "node:path";
 import { MODELS_DIR, realManifest } from "../helpers/fake-repository.ts";
+import { rawExchange } from "../helpers/http.ts";
 import { modelsDirCopy, tempDir, uploadForm } from "../helpers/models-dir.ts";
 import { startServer, type RunningServer } from "../helpers/server.ts";
 
@@ -109,6 +110,14 @@ describe("versions changing under load", () => {
     // 2.1.0 pushed 1.3.0 out (two versions kept); its rollback removed 2.1.0.
     expect(readdirSync(join(root, "iris")).sort()).toEqual(["2.0.0", "CURRENT"]);
     expect(readdirSync(root).sort()).toEqual(["iris", "wine"]);
+  });
+
+  test("an upload announcing more than MODEL_UPLOAD_MAX_BYTES is a 413 problem before its body is sent, whatever its size", async () => {
+    // 250 MiB: over the default limit, and over the runtime's own default (Bun refuses above 128 MiB with a bare 413).
+    const head = `PUT /v1/models/iris HTTP/1.1\r\nHost: ${new URL(server.url).host}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${250 * 1024 * 1024}\r\n\r\n`;
+    const answer = await rawExchange(server.url, head);
+    expect(answer).toStartWith("HTTP/1.1 413");
+    expect(answer.toLowerCase()).toContain("content-type: application/problem+json");
   });
 
   test("paths that try to leave the models folder change nothing, whatever their encoding", async () => {
