@@ -86,7 +86,7 @@ export function checkDefaultModels(config: Pick<Config, "DEFAULT_MODEL" | "DEFAU
     if (name === undefined) continue;
     if (!repository.names.includes(name)) throw new ConfigError(`${variable}=${name}: no such model in ${config.MODELS_DIR} ${found}`);
     const actual = repository.manifest(name)?.task;
-    if (actual !== undefined && actual !== task) throw new ConfigError(`${variable}=${name}: a ${actual} model, not a ${task} one`);
+    if (actual !== undefined && actual !== task) throw new ConfigError(`${variable}=${name}: a model for ${actual}, not ${task}`);
   }
 }
 

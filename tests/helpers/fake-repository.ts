@@ -250,7 +250,7 @@ export class FakeRepository implements ModelCatalog {
       const why = entry.state === "failed" ? `failed to load: ${entry.error}` : "is still loading";
       throw new EngineError("not_ready", `model '${name}' ${why}`, entry.state === "loading" ? 1 : undefined);
     }
-    if (task !== undefined && task !== entry.model.task) throw new EngineError("wrong_task", `model '${name}' is a ${entry.model.task} model, not a ${task} one`);
+    if (task !== undefined && task !== entry.model.task) throw new EngineError("wrong_task", `model '${name}' is for ${entry.model.task}, not ${task}`);
     return entry.model;
   }
 

@@ -201,7 +201,7 @@ export class ModelRepository implements ModelCatalog {
       throw new EngineError("not_ready", `model '${name}' ${why}`, entry.state === "loading" ? 1 : undefined);
     }
     if (task !== undefined && entry.model.task !== task) {
-      throw new EngineError("wrong_task", `model '${name}' is a ${entry.model.task} model, not a ${task} one`);
+      throw new EngineError("wrong_task", `model '${name}' is for ${entry.model.task}, not ${task}`);
     }
     return entry.model;
   }

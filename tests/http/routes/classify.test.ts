@@ -268,7 +268,7 @@ describe("refusals", () => {
   test("a model that is not an image model is the wrong_task 422; an unknown one 404", async () => {
     const digit = await digitPng(1);
     const wrong = await expectProblem(await post("/v1/models/iris/classify", digit, { "Content-Type": "image/png" }), 422, "/v1/models/iris/classify");
-    expect(wrong).toMatchObject({ type: "/problems/wrong-task", detail: "model 'iris' is a tabular-classification model, not a image-classification one" });
+    expect(wrong).toMatchObject({ type: "/problems/wrong-task", detail: "model 'iris' is for tabular-classification, not image-classification" });
     await expectProblem(await post("/v1/models/nope/classify", digit, { "Content-Type": "image/png" }), 404, "/v1/models/nope/classify");
   });
 
