@@ -7,6 +7,12 @@ export const ModelName = z.object({
   name: z.string().openapi({ param: { name: "name", in: "path" }, description: "Model name, as listed by /health", example: "iris" }),
 });
 
+/** The model and version that computed an answer: the first fields of every prediction. */
+export const ModelRef = {
+  model: z.string().openapi({ example: "iris" }),
+  version: z.string().openapi({ description: "The version that computed the answer (MAJOR.MINOR.PATCH)", example: "1.0.0" }),
+};
+
 export const ModelStatus = z
   .object({
     name: z.string().openapi({ example: "iris" }),

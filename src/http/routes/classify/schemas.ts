@@ -3,7 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { ProblemSchema } from "../../openapi.ts";
 import type { Problem } from "../../problem.ts";
 import { queryNumber } from "../../text-params.ts";
-import { ModelRef } from "../predict/schemas.ts";
+import { ModelRef } from "../../schemas.ts";
 
 /** Labels in `top_k` when the query does not say (or every label, if the model has fewer). */
 export const DEFAULT_TOP_K = 5;

@@ -2,6 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import type { FeatureSpec, TabularManifest } from "../../../engine/registry/manifest.ts";
 import { describeValue } from "../../../lib/messages.ts";
+import { ModelRef } from "../../schemas.ts";
 
 /** One feature as a finite number within the manifest's bounds; messages name the feature and its unit. */
 export function featureNumber(f: FeatureSpec) {
@@ -97,11 +98,6 @@ export const Classification = z
     probabilities: z.array(z.number()).openapi({ description: "One probability per label, in the model's label order", example: [0.9974, 0.0026, 0] }),
   })
   .openapi("Classification");
-
-export const ModelRef = {
-  model: z.string().openapi({ example: "iris" }),
-  version: z.string().openapi({ example: "1.0.0" }),
-};
 
 export const Prediction = z.object({ ...ModelRef, ...Classification.shape }).openapi("Prediction");
 
