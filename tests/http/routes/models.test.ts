@@ -20,7 +20,6 @@ beforeEach(() => repository.reset());
 
 const iris = realManifest("iris");
 const IRIS = join(MODELS_DIR, "iris");
-const status = (name: string, state: string) => ({ name, version: "1.0.0", task: "tabular-classification", state });
 
 const put = (path: string, body: RequestInit["body"], headers: Record<string, string> = {}) => app.request(path, { method: "PUT", body, headers });
 const post = (path: string, body?: RequestInit["body"], headers: Record<string, string> = {}) => app.request(path, { method: "POST", body, headers });
@@ -151,12 +150,15 @@ describe("GET /v1/models and /v1/models/{model}", () => {
 });
 
 describe("POST /v1/models/{name}/reload", () => {
-  test("reloads the model and answers its status", async () => {
+  test("reloads the model and answers its model object, as GET /v1/models/{name} shows it", async () => {
     repository.setState("wine", "failed", "bad file");
     const res = await app.request("/v1/models/wine/reload", { method: "POST" });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/json");
-    expect(await res.json()).toEqual(status("wine", "ready"));
+    const body = await res.json();
+    expect(body).toMatchObject({ id: "wine", object: "model", task: "tabular-classification", version: "1.0.0", state: "ready" });
+    expect(body).not.toHaveProperty("error");
+    expect(await (await app.request("/v1/models/wine")).json()).toEqual(body);
     expect(repository.reloads).toEqual(["wine"]);
   });
 

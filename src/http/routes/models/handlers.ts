@@ -69,7 +69,11 @@ export function modelsHandlers(catalog: ModelCatalog) {
     return c.json({ id: name, object: "model" as const, deleted: true as const }, 200);
   };
 
-  const reload: RouteHandler<ModelsRoutes["reload"], AppEnv> = async (c) => c.json(await catalog.reload(c.req.valid("param").name), 200);
+  const reload: RouteHandler<ModelsRoutes["reload"], AppEnv> = async (c) => {
+    const { name } = c.req.valid("param");
+    await catalog.reload(name);
+    return c.json(modelObject(catalog, name), 200);
+  };
 
   return { create, update, rollback, remove, reload };
 }

@@ -1,7 +1,7 @@
 /** Model administration: upload a model or a new version of one, roll back, delete, reload from disk. */
 import { createRoute } from "@hono/zod-openapi";
 import { authErrors, maxBodyBytes, problemResponses, requires } from "../../openapi.ts";
-import { ModelObject, ModelStatus } from "../../schemas.ts";
+import { ModelObject } from "../../schemas.ts";
 import { AdminModelName, DeletedModel, uploadForm } from "./schemas.ts";
 
 const SWAP =
@@ -111,7 +111,7 @@ export function modelsRoutes(uploadMaxBytes: number) {
       "follow-up load, shared with every reload asked for meanwhile.",
     request: { params: AdminModelName },
     responses: {
-      200: { description: "The model as now served", content: { "application/json": { schema: ModelStatus } } },
+      200: modelResponse("The model as now served, as GET /v1/models/{model} shows it"),
       ...problemResponses(...authErrors, 404, 422, 500),
     },
   });
