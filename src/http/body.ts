@@ -1,7 +1,8 @@
 /**
- * JSON request bodies, read once before a route validates them, strictly: the body must be declared as JSON,
- * unencoded, valid UTF-8 and valid JSON, and each way it is not gets its own answer. Bare NaN and Infinity (as
- * Python's json module writes them) get a 422 naming the field rather than a bare "malformed JSON".
+ * Request bodies. JSON bodies are read once before a route validates them, strictly: the body must be declared as
+ * JSON, unencoded, valid UTF-8 and valid JSON, and each way it is not gets its own answer. Bare NaN and Infinity
+ * (as Python's json module writes them) get a 422 naming the field rather than a bare "malformed JSON". Upload
+ * routes read their multipart forms and raw bodies themselves, with the same refusals from here.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { invalidFields, ProblemError, problemType } from "./problem.ts";
@@ -24,10 +25,7 @@ export function jsonBodies(takesJson: (c: Context) => boolean): MiddlewareHandle
   // Not async: a request that is not for a JSON route costs no promise of its own.
   return function jsonBodies(c, next) {
     if (!takesJson(c)) return next();
-    const encoding = c.req.header("content-encoding");
-    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
-      throw unsupported(`Content-Encoding '${encoding.trim().toLowerCase()}' is not accepted: ${HOW}, uncompressed.`);
-    }
+    requireIdentityEncoding(c, HOW);
     const type = c.req.header("content-type");
     if (type === undefined) throw unsupported(`The request has no Content-Type: ${HOW}.`);
     if (!JSON_TYPE.test(type)) throw unsupported(`The body is '${type.split(";")[0]!.trim()}', not JSON: ${HOW}.`);
@@ -68,7 +66,24 @@ function parse(bytes: Uint8Array): unknown {
   }
 }
 
-const unsupported = (detail: string) => new ProblemError(415, "Unsupported Media Type", detail, { type: problemType("unsupported_media_type") });
+/** A 415 problem: the body is not of a type (or encoding) the route reads. */
+export const unsupported = (detail: string) => new ProblemError(415, "Unsupported Media Type", detail, { type: problemType("unsupported_media_type") });
+
+/** Throws a 415 for a Content-Encoding other than identity (bodies are never decompressed); `how` says what to send. */
+export function requireIdentityEncoding(c: Context, how: string) {
+  const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
+  if (encoding && encoding !== "identity") throw unsupported(`Content-Encoding '${encoding}' is not accepted: ${how}, uncompressed.`);
+}
+
+/** The form of a multipart/form-data body; a 400 problem when it does not parse, saying `how` to send it. */
+export async function multipartForm(c: Context, how: string): ReturnType<Request["formData"]> {
+  try {
+    return await c.req.raw.formData();
+  } catch (error) {
+    const reason = error instanceof Error && error.message ? ` (${error.message})` : "";
+    throw new ProblemError(400, "Malformed multipart body", `The multipart/form-data body cannot be parsed${reason}; ${how}.`, { type: problemType("malformed_multipart") });
+  }
+}
 
 /** Offset of the first byte that breaks UTF-8, found by decoding growing prefixes (only runs on a refused body). */
 function firstInvalidByte(bytes: Uint8Array): number {

@@ -122,6 +122,11 @@ export function problemResponses<S extends number>(...statuses: S[]) {
   ) as Record<S, { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } }>;
 }
 
+/** A problem+json response entry with its own description and example, where the shared ones do not fit a route. */
+export function problemResponse(description: string, example: Example) {
+  return { description, content: { "application/problem+json": { schema: ProblemSchema, example } } };
+}
+
 /** The errors a route with a JSON body can answer. */
 export const jsonBodyErrors = [400, 413, 415, 422, 500] as const;
 

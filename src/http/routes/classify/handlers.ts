@@ -4,6 +4,7 @@ import type { ModelCatalog } from "../../../engine/registry/repository.ts";
 import type { ImageInput, ImageModel } from "../../../engine/tasks/image/classifier.ts";
 import type { AppEnv } from "../../env.ts";
 import { recordTiming } from "../../middleware/timing.ts";
+import { multipartForm, requireIdentityEncoding, unsupported } from "../../body.ts";
 import { invalidFields, ProblemError, problemType } from "../../problem.ts";
 import type { ClassifyOptions } from "./index.ts";
 import type { ClassifyRoutes } from "./routes.ts";
@@ -44,16 +45,13 @@ export function classifyHandlers(catalog: ModelCatalog, options: ClassifyOptions
   return { byName, byDefault };
 }
 
-const unsupported = (detail: string) => new ProblemError(415, "Unsupported Media Type", detail, { type: problemType("unsupported_media_type") });
-
 /**
  * The images of a request: the `file` parts of a multipart form (a batch when there are several), or the raw body
  * when it is declared as an image, as application/octet-stream, or not at all. What the bytes are is decided later,
  * from the bytes.
  */
 async function readUploads(c: Context<AppEnv>, limits: Pick<ClassifyOptions, "maxBytes" | "maxFiles">): Promise<{ uploads: Upload[]; batch: boolean }> {
-  const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
-  if (encoding && encoding !== "identity") throw unsupported(`Content-Encoding '${encoding}' is not accepted: ${HOW}, uncompressed.`);
+  requireIdentityEncoding(c, HOW);
   const type = c.req.header("content-type")?.split(";")[0]!.trim().toLowerCase() ?? "";
   if (type === "multipart/form-data") return readForm(c, limits);
   if (type === "" || type.startsWith("image/") || type === "application/octet-stream") {
@@ -67,14 +65,7 @@ async function readUploads(c: Context<AppEnv>, limits: Pick<ClassifyOptions, "ma
 }
 
 async function readForm(c: Context<AppEnv>, { maxBytes, maxFiles }: Pick<ClassifyOptions, "maxBytes" | "maxFiles">): Promise<{ uploads: Upload[]; batch: boolean }> {
-  let form: Awaited<ReturnType<Request["formData"]>>;
-  try {
-    form = await c.req.raw.formData();
-  } catch {
-    throw new ProblemError(400, "Malformed multipart body", `The multipart/form-data body cannot be parsed (is its boundary right?); ${HOW}.`, {
-      type: problemType("malformed_multipart"),
-    });
-  }
+  const form = await multipartForm(c, HOW);
   const parts = form.getAll(FILE_FIELD);
   if (parts.length === 0) {
     const others = [...new Set(Array.from(form.entries(), ([key]) => key))].map((k) => `'${k}'`);

@@ -1,7 +1,6 @@
 /** What the classification routes take and answer, as documented at /doc. */
 import { z } from "@hono/zod-openapi";
-import { ProblemSchema } from "../../openapi.ts";
-import type { Problem } from "../../problem.ts";
+import { problemResponse as problem } from "../../openapi.ts";
 import { queryNumber } from "../../text-params.ts";
 import { ModelRef } from "../../schemas.ts";
 
@@ -99,10 +98,6 @@ export const ImageClassificationBatch = z
       ],
     },
   });
-
-type Example = Omit<Problem, "instance" | "request_id">;
-
-const problem = (description: string, example: Example) => ({ description, content: { "application/problem+json": { schema: ProblemSchema, example } } });
 
 /** The refusals particular to uploads, each with an example of its own. */
 export const uploadProblems = (maxBytes: number) => ({

@@ -4,7 +4,8 @@ import type { ModelFiles, UploadFile } from "../../../engine/registry/model-stor
 import { UPLOAD_FILES } from "../../../engine/registry/model-store.ts";
 import type { ModelCatalog } from "../../../engine/registry/repository.ts";
 import type { AppEnv } from "../../env.ts";
-import { invalidFields, ProblemError, problemType, type FieldError } from "../../problem.ts";
+import { multipartForm, unsupported } from "../../body.ts";
+import { invalidFields, type FieldError } from "../../problem.ts";
 import { modelObject } from "../../schemas.ts";
 import type { ModelsRoutes } from "./routes.ts";
 
@@ -19,15 +20,9 @@ async function uploadedFiles(c: Context<AppEnv>): Promise<ModelFiles> {
   const type = c.req.header("content-type") ?? "";
   if (!/^multipart\/form-data\s*;/i.test(type)) {
     const what = type ? `${type.split(";")[0]}` : "a body without Content-Type";
-    throw new ProblemError(415, "Unsupported Media Type", `This route takes model files, not ${what}: ${HOW}.`, { type: problemType("unsupported_media_type") });
+    throw unsupported(`This route takes model files, not ${what}: ${HOW}.`);
   }
-  let form: FormData;
-  try {
-    form = await c.req.formData();
-  } catch (error) {
-    const reason = error instanceof Error && error.message ? `: ${error.message}` : "";
-    throw new ProblemError(400, "Malformed multipart body", `The request body is not valid multipart/form-data${reason}.`, { type: problemType("malformed_multipart") });
-  }
+  const form = await multipartForm(c, HOW);
   const errors: FieldError[] = [];
   for (const field of new Set(form.keys())) {
     const values = form.getAll(field);

@@ -1,6 +1,6 @@
 /** Model administration: upload a model or a new version of one, roll back, delete, reload from disk. */
 import { createRoute } from "@hono/zod-openapi";
-import { authErrors, maxBodyBytes, problemResponses, requires } from "../../openapi.ts";
+import { authErrors, maxBodyBytes, problemResponse as problem, problemResponses, requires } from "../../openapi.ts";
 import { ModelObject } from "../../schemas.ts";
 import { AdminModelName, DeletedModel, uploadForm } from "./schemas.ts";
 
@@ -16,10 +16,20 @@ function uploadErrors() {
   const problems = problemResponses(...authErrors, 400, 409, 413, 415, 422, 500);
   return {
     ...problems,
-    400: { ...problems[400], description: "The body is not valid multipart/form-data" },
+    400: problem("The body is not valid multipart/form-data", {
+      type: "/problems/malformed-multipart",
+      title: "Malformed multipart body",
+      status: 400,
+      detail: "The multipart/form-data body cannot be parsed; send model.onnx, model.json and (text-generation models) tokenizer.json as files of a multipart/form-data body.",
+    }),
     409: { ...problems[409], description: "The model exists already (POST), or the version is not newer than every kept version (PUT)" },
     413: { ...problems[413], description: "The upload is larger than MODEL_UPLOAD_MAX_BYTES" },
-    415: { ...problems[415], description: "The body is not multipart/form-data" },
+    415: problem("The body is not multipart/form-data", {
+      type: "/problems/unsupported-media-type",
+      title: "Unsupported Media Type",
+      status: 415,
+      detail: "This route takes model files, not application/json: send model.onnx, model.json and (text-generation models) tokenizer.json as files of a multipart/form-data body.",
+    }),
     422: {
       ...problems[422],
       description: "A file is missing, unknown or sent twice; the manifest is invalid; or the model failed to load or to run its test inference",
