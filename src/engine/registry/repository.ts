@@ -97,6 +97,11 @@ export interface ModelCatalog {
   readiness(): Promise<Readiness>;
 }
 
+/** The model a task's default routes use: `configured` (from the environment), else the first model of that task. */
+export function defaultModelOf(catalog: Pick<ModelCatalog, "names" | "manifest">, task: ModelTask, configured: string | undefined): string | undefined {
+  return configured ?? catalog.names.find((name) => catalog.manifest(name)?.task === task);
+}
+
 /**
  * Ready when there are models and every one is ready and passes its check (models without one, not loaded, count
  * as they stand); a check that fails reports its model failed, with `reason(error)`.

@@ -1,6 +1,6 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { ModelCatalog } from "../../../engine/registry/repository.ts";
+import { defaultModelOf, type ModelCatalog } from "../../../engine/registry/repository.ts";
 import type { ImageInput, ImageModel } from "../../../engine/tasks/image/classifier.ts";
 import type { AppEnv } from "../../env.ts";
 import { recordTiming } from "../../middleware/timing.ts";
@@ -14,11 +14,6 @@ import { DEFAULT_TOP_K, FILE_FIELD } from "./schemas.ts";
 type Upload = ImageInput & { filename: string | null };
 
 const HOW = `send the image as multipart/form-data (a part named '${FILE_FIELD}': curl -F ${FILE_FIELD}=@digit.png) or as the raw body with Content-Type image/png, image/jpeg, image/gif, image/webp or application/octet-stream`;
-
-/** The model /v1/classify uses: `configured`, else the first image-classification model (models may come and go). */
-export function defaultImageModel(catalog: ModelCatalog, configured: string | undefined): string | undefined {
-  return configured ?? catalog.names.find((n) => catalog.manifest(n)?.task === "image-classification");
-}
 
 export function classifyHandlers(catalog: ModelCatalog, options: ClassifyOptions) {
   const classify = async (c: Context<AppEnv>, name: string, topK: number | undefined) => {
@@ -37,7 +32,7 @@ export function classifyHandlers(catalog: ModelCatalog, options: ClassifyOptions
   const byName: RouteHandler<ClassifyRoutes["byName"], AppEnv> = async (c) => c.json(await classify(c, c.req.valid("param").name, c.req.valid("query").top_k), 200);
 
   const byDefault: RouteHandler<ClassifyRoutes["byDefault"], AppEnv> = async (c) => {
-    const name = defaultImageModel(catalog, options.defaultModel);
+    const name = defaultModelOf(catalog, "image-classification", options.defaultModel);
     if (!name) throw new ProblemError(404, "Model not found", "this server has no image-classification model", { type: problemType("model_not_found") });
     return c.json(await classify(c, name, c.req.valid("query").top_k), 200);
   };

@@ -1,6 +1,6 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { ModelCatalog } from "../../../engine/registry/repository.ts";
+import { defaultModelOf, type ModelCatalog } from "../../../engine/registry/repository.ts";
 import type { GenerationEvent, GenerationParams } from "../../../engine/tasks/text/generator.ts";
 import type { AppEnv } from "../../env.ts";
 import { contentEntry } from "../../logprobs.ts";
@@ -20,14 +20,9 @@ export type GenerateOptions = TextLimits & {
 const tokenData = (e: Extract<GenerationEvent, { type: "token" }>) =>
   JSON.stringify(e.logprobs ? { text: e.text, index: e.index, logprobs: e.logprobs.map(contentEntry) } : { text: e.text, index: e.index });
 
-/** The model a generation naming none uses: `configured`, else the first text model. */
-export function defaultTextModel(catalog: ModelCatalog, configured: string | undefined): string | undefined {
-  return configured ?? catalog.names.find((n) => catalog.manifest(n)?.task === "text-generation");
-}
-
 export function generateHandlers(catalog: ModelCatalog, options: GenerateOptions) {
   const run = async (c: Context<AppEnv>, modelName: string | undefined, params: GenerationParams, stream: boolean) => {
-    const name = modelName ?? defaultTextModel(catalog, options.defaultModel);
+    const name = modelName ?? defaultModelOf(catalog, "text-generation", options.defaultModel);
     if (!name) throw new ProblemError(404, "Model not found", "this server has no text-generation model", { type: problemType("model_not_found") });
     const model = catalog.get(name, "text-generation");
     c.set("model", name);
