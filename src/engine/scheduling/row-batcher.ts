@@ -49,11 +49,6 @@ export class RowBatcher {
     return { outputs: result, timing };
   }
 
-  /** Resolves once every queued and running request has finished. */
-  drain(): Promise<void> {
-    return this.batcher.drain();
-  }
-
   async close() {
     await this.batcher.drain();
     await this.pool.close();

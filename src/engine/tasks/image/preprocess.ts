@@ -15,9 +15,6 @@ sharp.cache(false);
 
 export type ImageType = "png" | "jpeg" | "gif" | "webp";
 
-/** Media types of the files the server reads, by type. */
-export const IMAGE_MEDIA_TYPES: Record<ImageType, string> = { png: "image/png", jpeg: "image/jpeg", gif: "image/gif", webp: "image/webp" };
-
 /** A few other signatures, so that a refusal can say what the file looks like instead. */
 const OTHER_SIGNATURES: [string, number[]][] = [
   ["a PDF document", [0x25, 0x50, 0x44, 0x46]],
@@ -49,7 +46,7 @@ function describeOther(bytes: Uint8Array): string {
 export type DecodeLimits = { maxPixels: number };
 
 /** One preprocessed image: its row of the input tensor, and the size it arrived in (after EXIF rotation). */
-export type PreparedImage = { row: Float32Array; width: number; height: number; type: ImageType };
+export type PreparedImage = { row: Float32Array; width: number; height: number };
 
 /**
  * Decodes `bytes` into one row of the model's input, laid out as `spec.layout` says without the batch dimension.
@@ -99,7 +96,7 @@ export async function prepareImage(bytes: Uint8Array, spec: ImagePreprocessing, 
   } catch (error) {
     throw undecodable(label, type, error);
   }
-  return { row: toRow(pixelsOut.data, pixelsOut.info.channels, spec), width, height, type };
+  return { row: toRow(pixelsOut.data, pixelsOut.info.channels, spec), width, height };
 }
 
 function undecodable(label: string, type: ImageType, error: unknown): EngineError {

@@ -103,10 +103,10 @@ describe("prepareImage", () => {
 
   test("the size received is after EXIF rotation; an animated image is read by its first frame", async () => {
     const rotated = await sharp(await solid("jpeg", 30, 10, { r: 0, g: 0, b: 0 })).withMetadata({ orientation: 8 }).toBuffer();
-    expect(await prepareImage(rotated, spec({}), LIMITS)).toMatchObject({ width: 10, height: 30, type: "jpeg" });
+    expect(await prepareImage(rotated, spec({}), LIMITS)).toMatchObject({ width: 10, height: 30 });
     const gif = await animatedGif(6, 4, [R, B, G]);
     const first = await prepareImage(gif, spec({ width: 1, height: 1 }), LIMITS);
-    expect(first).toMatchObject({ width: 6, height: 4, type: "gif" });
+    expect(first).toMatchObject({ width: 6, height: 4 });
     expect([...first.row]).toEqual(R);
   });
 
