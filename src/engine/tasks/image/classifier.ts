@@ -38,6 +38,7 @@ export class ImageClassifier implements ImageModel {
   readonly task = "image-classification" as const;
   /** [channels, height, width] or [height, width, channels]: one image's dimensions in the input tensor. */
   private readonly imageDims: number[];
+  private testImage: Promise<Buffer> | undefined;
 
   constructor(
     readonly manifest: ImageClassificationManifest,
@@ -87,13 +88,16 @@ export class ImageClassifier implements ImageModel {
     return this.batcher.run(feeds);
   }
 
-  /** Decodes and classifies a plain image of the manifest's background: the whole path, sharp included. */
+  /**
+   * Decodes and classifies a plain image of the manifest's background: the whole path, sharp included. The image is
+   * encoded once; readiness probes run this up to once a second.
+   */
   async selfTest(): Promise<void> {
     const { width, height, background } = this.manifest.preprocessing;
-    const png = await sharp({ create: { width, height, channels: 3, background: { r: background[0], g: background[1], b: background[2] } } })
+    this.testImage ??= sharp({ create: { width, height, channels: 3, background: { r: background[0], g: background[1], b: background[2] } } })
       .png()
       .toBuffer();
-    const { results } = await this.classify([{ bytes: png, label: "the self-test image" }], 1);
+    const { results } = await this.classify([{ bytes: await this.testImage, label: "the self-test image" }], 1);
     if (!Number.isFinite(results[0]!.confidence)) throw new EngineError("inference_failed", "self-test produced a non-finite confidence");
   }
 
