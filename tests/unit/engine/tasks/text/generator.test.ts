@@ -396,9 +396,9 @@ describe("cancellation", () => {
    * stream still needed: a lost cancel lets it run every one of them.
    */
   let kjv: TextGenerator;
+  const kjvDir = join(import.meta.dir, "..", "..", "..", "..", "..", "models", "kjv-gpt");
   beforeAll(async () => {
-    const dir = join(import.meta.dir, "..", "..", "..", "..", "..", "models", "kjv-gpt");
-    kjv = await TextGenerator.create(dir, readManifestOf(dir, "text-generation"), TEST_OPTIONS);
+    kjv = await TextGenerator.create(kjvDir, readManifestOf(kjvDir, "text-generation"), TEST_OPTIONS);
     extra.push(kjv);
   });
   const long = (prompt: string, maxTokens: number) => ({ ...greedy(prompt, maxTokens), ignoreEos: true });
@@ -455,8 +455,10 @@ describe("cancellation", () => {
   });
 
   test("aborting a request still waiting for a slot: it never runs", async () => {
-    const single = await another({ maxStreams: 1 });
-    const first = await single.generate(greedy("In the beginning", 40));
+    // kjv-gpt, one slot, held for 200 steps: the abort must land while the slot is still taken, however late.
+    const single = await TextGenerator.create(kjvDir, readManifestOf(kjvDir, "text-generation"), { ...TEST_OPTIONS, maxStreams: 1 });
+    extra.push(single);
+    const first = await single.generate(long("In the beginning", 200));
     const controller = new AbortController();
     const waiting = await single.generate(greedy("Then", 40), controller.signal);
     await statsReach(single, (s) => s.queued === 1);
@@ -464,7 +466,7 @@ describe("cancellation", () => {
     controller.abort();
     expect(await collect(waiting.events).catch((e: Error) => e.message)).toBe("the events ended without done");
     await statsReach(single, (s) => s.queued === 0);
-    expect((await collect(first.events)).usage.completionTokens).toBe(40);
+    expect((await collect(first.events)).usage.completionTokens).toBe(200);
     // Closing waits for everything admitted or queued: had the cancel been lost, it would have run by then.
     await single.close();
     expect(single.stats().prefills).toBe(prefills);
