@@ -2,23 +2,17 @@
  * Images for the image-classification tests, made in the test with sharp (or byte by byte, where sharp would refuse
  * to write them), and a models folder with the image models.
  */
-import { symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import sharp from "sharp";
-import { MODELS_DIR } from "./fake-repository.ts";
-import { tempDir } from "./models-dir.ts";
+import { modelsDirWith } from "./models-dir.ts";
 
 export const IMAGES_DIR = join(import.meta.dir, "..", "fixtures", "images");
 export const RGB32_DIR = join(import.meta.dir, "..", "fixtures", "models", "rgb32");
 
 /** A models folder with links to models/digits, the rgb32 fixture and `others` from models/ (iris, say). */
 export function imageModelsDir(others: string[] = []): string {
-  const dir = tempDir("onnx-serve-image-models-");
-  symlinkSync(join(MODELS_DIR, "digits"), join(dir, "digits"), "dir");
-  symlinkSync(RGB32_DIR, join(dir, "rgb32"), "dir");
-  for (const name of others) symlinkSync(join(MODELS_DIR, name), join(dir, name), "dir");
-  return dir;
+  return modelsDirWith(["digits", ...others], { rgb32: RGB32_DIR });
 }
 
 /** tests/fixtures/images/digit-<n>.png: a held-out 28 x 28 grayscale digit, dark on white. */

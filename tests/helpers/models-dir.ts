@@ -22,10 +22,11 @@ export function tempDir(prefix = "onnx-serve-test-"): string {
   return dir;
 }
 
-/** A models folder holding the given real models (links to models/<name>). */
-export function modelsDirWith(names: string[] = ["iris", "wine"]): string {
+/** A models folder holding the given real models (links to models/<name>) and fixtures (links to their folders). */
+export function modelsDirWith(names: string[] = ["iris", "wine"], fixtures: Record<string, string> = {}): string {
   const dir = tempDir("onnx-serve-models-");
   for (const name of names) symlinkSync(join(MODELS_DIR, name), join(dir, name), "dir");
+  for (const [name, from] of Object.entries(fixtures)) symlinkSync(from, join(dir, name), "dir");
   return dir;
 }
 
