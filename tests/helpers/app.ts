@@ -2,7 +2,6 @@
  * The one app builder of the HTTP tests: the app as boot.ts assembles it (createApp), over a fake catalog by
  * default, with or without keys; a frozen clock for the rate limiter; and request and header helpers.
  */
-import { expect } from "bun:test";
 import type { Context } from "hono";
 import { createApp } from "../../src/main/app.ts";
 import { loadConfig } from "../../src/main/config.ts";

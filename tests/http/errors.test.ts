@@ -2,7 +2,6 @@ import { beforeEach, describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { EngineError } from "../../src/engine/errors.ts";
 import { createLogger } from "../../src/observability/logger.ts";
-import { FakeRepository } from "../helpers/fake-repository.ts";
 import { testApp } from "../helpers/app.ts";
 import { expectProblem, postJson } from "../helpers/http.ts";
 

@@ -4,7 +4,7 @@
  * bucket; with the memory store one server holds it. And when Redis cannot be reached: fail open (the default,
  * with a warning) or 503.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { expectProblem } from "../helpers/http.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startRedis, type TestRedis } from "../helpers/redis.ts";

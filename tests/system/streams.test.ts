@@ -116,7 +116,7 @@ describe("a client that aborts mid-stream", () => {
 
     // The others end as if nothing had happened: byte for byte what they give alone.
     const rests = await Promise.all(running.map((s) => s.rest()));
-    running.forEach((s, i) => {
+    running.forEach((_, i) => {
       const body = [firsts[i]!, ...rests[i]!].join("\n\n") + "\n\n";
       expect(body).toBe(alone[i]!);
       parseGenerateStream(body);
